@@ -1,0 +1,86 @@
+/**
+ * Every limit and default in one place. RFC-given values cite their section; the rest are our choices,
+ * explained in docs/decisions.md. Units are in the names.
+ */
+
+/** Values fixed by RFC 8461; not configurable. */
+export const RFC8461 = {
+  /** §3.1: id is 1*32(ALPHA / DIGIT). */
+  ID_MAX_LENGTH: 32,
+  /** §3.2: max_age is 1*10(DIGIT), "up to 31557600". */
+  MAX_AGE_MAX_SECONDS: 31_557_600,
+  MAX_AGE_MAX_DIGITS: 10,
+  /** §3.3: "policy bodies ... SHOULD NOT exceed 64 KiB" and senders may discard larger ones. */
+  POLICY_MAX_BYTES: 64 * 1024,
+  /** §3.3: the well-known path, on port 443 of mta-sts.<domain>. */
+  POLICY_PATH: '/.well-known/mta-sts.txt',
+  POLICY_HOST_PREFIX: 'mta-sts.',
+  POLICY_PORT: 443,
+  /** §3.1: the TXT record lives at _mta-sts.<domain>. */
+  TXT_PREFIX: '_mta-sts.',
+  /** RFC 1035 §2.3.4 */
+  DOMAIN_MAX_OCTETS: 253,
+  LABEL_MAX_OCTETS: 63,
+} as const;
+
+/** Postfix socketmap(5) facts. */
+export const SOCKETMAP = {
+  /** Postfix's socketmap_max_reply default; a reply longer than this is an error on the Postfix side. */
+  MAX_REPLY_BYTES: 100_000,
+} as const;
+
+/** Defaults for every configurable setting (docs/configuration.md lists them with their YAML keys). */
+export const DEFAULTS = {
+  socketmap: {
+    listen: ['tcp:127.0.0.1:8461'],
+    /** Unix socket mode: owner and group may connect, others not (Postfix runs in the postfix group). */
+    unix_mode: 0o660,
+    /** A request name + key is a domain of at most 253 octets plus a zone name: 1 KiB is generous. */
+    max_request_bytes: 1024,
+    /** Connections beyond this are closed at accept. Postfix keeps one per smtp(8) process. */
+    max_connections: 2000,
+    /** Postfix closes idle socketmap connections after ~100 s (ipc_idle); we allow a little more. */
+    idle_timeout_ms: 300_000,
+    /** A request started must be complete within this. */
+    request_timeout_ms: 30_000,
+  },
+  resolver: {
+    /** Postfix's socketmap timeout is 100 s; we answer well inside it (from cache or NOTFOUND). */
+    answer_deadline_ms: 10_000,
+    /** How long "this domain has no policy" is remembered. */
+    negative_ttl_ms: 5 * 60_000,
+    /** A failed fetch for the same TXT id is not retried more often than this. */
+    failure_retry_ms: 5 * 60_000,
+    /** Hot-tier capacity (policies and negative entries). */
+    memory_entries: 100_000,
+    /** Fetches running at once, across all domains. */
+    max_concurrent_fetches: 64,
+  },
+  dns: {
+    servers: [] as string[],
+    timeout_ms: 5_000,
+    tries: 2,
+  },
+  fetch: {
+    ca_file: null as string | null,
+    allow_private_addresses: false,
+    /** RFC 8461 §3.3 leaves the timeout to the sender; 10 s total for connect + headers + body. */
+    timeout_ms: 10_000,
+    max_bytes: RFC8461.POLICY_MAX_BYTES,
+    user_agent: 'mta-sts-sidecar',
+  },
+  cache: {
+    store: 'sqlite' as 'sqlite' | 'memory' | 'redis',
+    path: '/var/lib/mta-sts-sidecar/cache.db',
+    redis_url: 'redis://127.0.0.1:6379/0',
+  },
+  zone: {
+    /** RFC 8461 §5: testing policies are not enforced; a zone may opt in (postfix-mta-sts-resolver's strict_testing). */
+    strict_testing: false,
+    /** Append Postfix >= 3.10 TLSRPT attributes (policy_type=sts ...). An error on older Postfix. */
+    tlsrpt: false,
+  },
+  log: {
+    level: 'info' as string,
+  },
+} as const;
