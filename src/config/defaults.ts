@@ -10,6 +10,10 @@ export const RFC8461 = {
   /** §3.2: max_age is 1*10(DIGIT), "up to 31557600". */
   MAX_AGE_MAX_SECONDS: 31_557_600,
   MAX_AGE_MAX_DIGITS: 10,
+  /** §3.1 sts-version and §3.2 sts-policy-version-value: the only version defined. */
+  VERSION: 'STSv1',
+  /** §3.1 sts-ext-name and §3.2 sts-policy-ext-name: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."). */
+  EXT_NAME_MAX_LENGTH: 32,
   /** §3.3: "policy bodies ... SHOULD NOT exceed 64 KiB" and senders may discard larger ones. */
   POLICY_MAX_BYTES: 64 * 1024,
   /** §3.3: the well-known path, on port 443 of mta-sts.<domain>. */
@@ -51,10 +55,17 @@ export const DEFAULTS = {
     negative_ttl_ms: 5 * 60_000,
     /** A failed fetch for the same TXT id is not retried more often than this. */
     failure_retry_ms: 5 * 60_000,
+    /**
+     * RFC 8461 §5.1 asks senders to check the TXT id for changes; with a policy cached we do that in the
+     * background at most this often per domain, so an answer never waits on DNS.
+     */
+    recheck_interval_ms: 10 * 60_000,
     /** Hot-tier capacity (policies and negative entries). */
     memory_entries: 100_000,
     /** Fetches running at once, across all domains. */
     max_concurrent_fetches: 64,
+    /** A DNS failure with nothing cached is remembered this long before the next try. */
+    dns_failure_ttl_ms: 60_000,
   },
   dns: {
     servers: [] as string[],
@@ -73,6 +84,30 @@ export const DEFAULTS = {
     store: 'sqlite' as 'sqlite' | 'memory' | 'redis',
     path: '/var/lib/mta-sts-sidecar/cache.db',
     redis_url: 'redis://127.0.0.1:6379/0',
+    /** SQLite: queued writes are committed in one transaction at most this long after the first one. */
+    sqlite_flush_interval_ms: 50,
+    /** SQLite: ... or at once when this many domains are queued. */
+    sqlite_flush_max_entries: 500,
+    /**
+     * SQLite: how long a write waits on another process's lock (e.g. `cache` CLI) before that flush is
+     * retried at the next interval. better-sqlite3 is synchronous, so this blocks the event loop: keep it small.
+     */
+    sqlite_busy_timeout_ms: 100,
+    /** Redis: every key is namespaced; `<prefix><domain>` holds the JSON entry. */
+    redis_key_prefix: 'mta-sts-sidecar:policy:',
+    /** Redis: a key's TTL is (expiresAt - now) plus this, so Redis drops dead policies by itself. */
+    redis_ttl_slack_ms: 60 * 60_000,
+    /** Redis: TCP connect + handshake deadline. */
+    redis_connect_timeout_ms: 1_000,
+    /** Redis: a command without a reply by then is rejected (the resolver treats that as a miss). */
+    redis_command_timeout_ms: 500,
+    /** Redis: reconnect backoff doubles from the first value up to the second. */
+    redis_reconnect_min_delay_ms: 50,
+    redis_reconnect_max_delay_ms: 2_000,
+    /** Redis: at start-up, wait at most this long for the first connection (then run without, reconnecting). */
+    redis_open_wait_ms: 2_000,
+    /** Redis: SCAN COUNT hint per round trip for list() and count(). */
+    redis_scan_count: 500,
   },
   zone: {
     /** RFC 8461 §5: testing policies are not enforced; a zone may opt in (postfix-mta-sts-resolver's strict_testing). */

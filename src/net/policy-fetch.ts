@@ -1,0 +1,156 @@
+/**
+ * RFC 8461 §3.3: fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` strictly: validated certificate
+ * for the policy host (SNI, SAN DNS-IDs), TLS >= 1.2, no redirects, 200 only, text/plain, a size cap
+ * enforced while streaming, one total deadline, and no HTTP cache.
+ */
+import { rootCertificates, type TLSSocket } from 'node:tls';
+import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
+import { Agent, buildConnector, request } from 'undici';
+import { StsError } from '../errors.js';
+import { RFC8461 } from '../config/defaults.js';
+import type { DnsClient } from './dns.js';
+import { isPublicAddress } from './address-filter.js';
+import { classifyFetchError } from './fetch-errors.js';
+
+export interface PolicyFetchOptions {
+  /** Extra trusted roots (PEM), added to the system roots. */
+  extraCaPem: string | null;
+  allowPrivateAddresses: boolean;
+  timeoutMs: number;
+  maxBytes: number;
+  userAgent: string;
+}
+
+export interface FetchedPolicy {
+  /** The body, decoded as UTF-8. */
+  text: string;
+}
+
+export interface PolicyFetcher {
+  fetch(domain: string): Promise<FetchedPolicy>;
+  close(): Promise<void>;
+}
+
+type LookupCallback = (err: Error | null, address: string | LookupAddress[], family?: number) => void;
+
+export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions): PolicyFetcher {
+  const ca = options.extraCaPem ? [...rootCertificates, options.extraCaPem] : [...rootCertificates];
+
+  // The policy host's addresses come from our DNS view, filtered before any connection is attempted.
+  const lookup = (hostname: string, opts: LookupOneOptions | LookupAllOptions, cb: LookupCallback) => {
+    dns.addresses(hostname).then(
+      (all) => {
+        const usable = options.allowPrivateAddresses ? all : all.filter((a) => isPublicAddress(a.address));
+        if (usable.length === 0) {
+          const list = all.map((a) => a.address).join(', ');
+          return cb(new StsError('address', `${hostname} resolves only to non-public addresses (${list})`), '');
+        }
+        if ((opts as LookupAllOptions).all) return cb(null, usable);
+        cb(null, usable[0]!.address, usable[0]!.family);
+      },
+      (err: unknown) => cb(err as Error, ''),
+    );
+  };
+
+  const inner = buildConnector({
+    ca,
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: true,
+    // A resumed session would skip certificate validation on a later fetch: keep none.
+    maxCachedSessions: 0,
+    timeout: options.timeoutMs,
+    lookup,
+  } as buildConnector.BuildOptions);
+
+  // Check the address actually connected to as well: DNS may change between lookups.
+  const connect: buildConnector.connector = (opts, callback) => {
+    inner(opts, (err, socket) => {
+      if (err || !socket) return callback(err ?? new Error('no socket'), null);
+      const remote = socket.remoteAddress ?? '';
+      if (!options.allowPrivateAddresses && !isPublicAddress(remote)) {
+        socket.destroy();
+        return callback(new StsError('address', `connected to non-public address ${remote}`), null);
+      }
+      callback(null, socket as TLSSocket);
+    });
+  };
+
+  const agent = new Agent({
+    connect,
+    // A hostile host gets a bounded number of sockets from us, and none kept afterwards.
+    connections: 2,
+    pipelining: 0,
+    keepAliveTimeout: 1,
+    keepAliveMaxTimeout: 1,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    maxResponseSize: options.maxBytes,
+  });
+
+  return {
+    async fetch(domain) {
+      const host = RFC8461.POLICY_HOST_PREFIX + domain;
+      const url = `https://${host}${RFC8461.POLICY_PATH}`;
+      const signal = AbortSignal.timeout(options.timeoutMs);
+      try {
+        const res = await request(url, {
+          dispatcher: agent,
+          method: 'GET',
+          signal,
+          // RFC 8461 §3.3: "HTTP caching MUST NOT be used" (and undici has no cache unless asked).
+          headers: { 'user-agent': options.userAgent, accept: 'text/plain', 'cache-control': 'no-cache' },
+        });
+        try {
+          // RFC 8461 §3.3: "Senders MUST NOT follow HTTP redirects", and only 200 carries a policy.
+          if (res.statusCode !== 200) {
+            const where = res.headers.location ? ` (redirect to ${String(res.headers.location)})` : '';
+            throw new StsError('http-status', `${url}: HTTP ${res.statusCode}${where}`);
+          }
+          checkContentType(url, res.headers['content-type']);
+          const declared = Number(res.headers['content-length']);
+          if (Number.isFinite(declared) && declared > options.maxBytes) {
+            throw new StsError('size', `${url}: Content-Length ${declared} exceeds ${options.maxBytes} bytes`);
+          }
+          const body = await readCapped(res.body, options.maxBytes, url);
+          return { text: decodeUtf8(body, url) };
+        } finally {
+          res.body.destroy();
+        }
+      } catch (err) {
+        throw classifyFetchError(err, url, signal);
+      }
+    },
+    close: () => agent.close(),
+  };
+}
+
+/** RFC 8461 §3.3: media type text/plain; parameters such as charset are allowed. */
+function checkContentType(url: string, header: string | string[] | undefined): void {
+  const value = Array.isArray(header) ? header[0] : header;
+  const media = (value ?? '').split(';')[0]!.trim().toLowerCase();
+  if (media !== 'text/plain') {
+    throw new StsError('content-type', `${url}: Content-Type ${value === undefined ? '(none)' : JSON.stringify(value)}, want text/plain`);
+  }
+}
+
+async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number, url: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    // Enforced while streaming: a host sending forever is cut off at the cap, not buffered.
+    if (total > maxBytes) throw new StsError('size', `${url}: body exceeds ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeUtf8(body: Buffer, url: string): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new StsError('parse', `${url}: body is not valid UTF-8`);
+  }
+}
