@@ -1,0 +1,65 @@
+/** The running daemon: store, resolver and socketmap listeners, built from one config. */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { PolicyStore } from '../cache/store.js';
+import { openStore } from '../cache/open-store.js';
+import { assembleResolver } from '../resolver/assemble.js';
+import type { Resolver } from '../resolver/resolver.js';
+import { startListeners, type Listeners } from './listen.js';
+import { postfixMapHandler } from './postfix-map.js';
+import { serveSocketmapConnection, type SocketmapServerOptions } from './socketmap.js';
+
+export interface Daemon {
+  resolver: Resolver;
+  store: PolicyStore;
+  socketmap: Listeners;
+  close(): Promise<void>;
+}
+
+export interface DaemonOverrides {
+  /** Use this store instead of opening the configured one (tests). */
+  store?: PolicyStore;
+  now?: () => number;
+}
+
+export async function startDaemon(config: Config, logger: Logger, overrides: DaemonOverrides = {}): Promise<Daemon> {
+  const store =
+    overrides.store ??
+    (await openStore({ store: config.cache.store, path: config.cache.path, redisUrl: config.cache.redis_url }, logger));
+  const { resolver, fetcher } = assembleResolver(config, store, logger, overrides.now);
+  const handler = postfixMapHandler(resolver, config.zones);
+  const s = config.socketmap;
+  const options: SocketmapServerOptions = {
+    maxRequestBytes: s.max_request_bytes,
+    maxConnections: s.max_connections,
+    idleTimeoutMs: s.idle_timeout_ms,
+    requestTimeoutMs: s.request_timeout_ms,
+    unixMode: s.unix_mode,
+  };
+  let socketmap: Listeners;
+  try {
+    socketmap = await startListeners(s.listen, (socket) => serveSocketmapConnection(socket, handler, options, logger), options, logger);
+  } catch (err) {
+    await fetcher.close();
+    await store.close();
+    throw err;
+  }
+  logger.info({ listen: socketmap.addresses.map((a) => a.spec), store: store.kind }, 'mta-sts-sidecar ready');
+
+  let closing: Promise<void> | undefined;
+  return {
+    resolver,
+    store,
+    socketmap,
+    close() {
+      closing ??= (async () => {
+        await socketmap.close();
+        await resolver.settle();
+        await fetcher.close();
+        await store.flush();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}
