@@ -114,6 +114,8 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
           const body = await readCapped(res.body, options.maxBytes, url);
           return { text: decodeUtf8(body, url) };
         } finally {
+          // Unread bodies (errors, caps) are dropped with the connection; the abort is expected, not news.
+          res.body.on('error', () => {});
           res.body.destroy();
         }
       } catch (err) {

@@ -1,0 +1,84 @@
+/**
+ * Runs the built daemon (`bin/mta-sts-sidecar serve`) as a child process with a config of the test's
+ * own, the way an operator runs it. Requires `npm run build` first (the test command does that).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const BIN = join(ROOT, 'bin/mta-sts-sidecar');
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 12_000;
+
+export interface Sidecar {
+  readonly dir: string;
+  readonly process: ChildProcess;
+  /** Everything the daemon wrote to stdout and stderr so far (pino JSON lines). */
+  output(): string;
+  /** SIGTERM, wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((ok) => server.close(() => ok()));
+  return port;
+}
+
+export function assertBuilt(): void {
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first (npm test does it)');
+  }
+}
+
+/**
+ * Starts the daemon with `configYaml`, written to a temp dir whose path replaces `$DIR`, beside `files`
+ * (name -> content, e.g. a CA file the config names).
+ */
+export async function startSidecar(configYaml: string, files: Record<string, string> = {}): Promise<Sidecar> {
+  assertBuilt();
+  const dir = await mkdtemp(join(tmpdir(), 'sidecar-'));
+  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+  const configFile = join(dir, 'config.yml');
+  await writeFile(configFile, configYaml.replaceAll('$DIR', dir));
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
+
+  const ready = await new Promise<boolean>((ok) => {
+    const timer = setTimeout(() => ok(false), READY_TIMEOUT_MS);
+    const check = () => {
+      if (out.includes('"msg":"mta-sts-sidecar ready"')) {
+        clearTimeout(timer);
+        ok(true);
+      }
+    };
+    child.stdout!.on('data', check);
+    exited.then(() => {
+      clearTimeout(timer);
+      ok(false);
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    const code = await exited;
+    clearTimeout(timer);
+    await rm(dir, { recursive: true, force: true });
+    return code;
+  };
+  if (!ready) {
+    await stop();
+    throw new Error(`daemon did not become ready:\n${out}`);
+  }
+  return { dir, process: child, output: () => out, stop };
+}
