@@ -1,0 +1,112 @@
+/**
+ * From the lookup key an MTA sends (Postfix smtp_tls_policy_maps: the next-hop destination) to the domain
+ * whose MTA-STS policy applies, or the reason none does. Pure: `domainToASCII` and `isIP` compute, they
+ * do no I/O.
+ */
+import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
+import { asciiLower, hostnameProblem, isLdhLabel } from './mx.js';
+
+export type DomainKey =
+  | { kind: 'domain'; domain: string }
+  | { kind: 'skip'; why: 'parent-probe' | 'address-literal' | 'next-hop' | 'single-label' }
+  | { kind: 'invalid'; why: string };
+
+type Skip = Extract<DomainKey, { kind: 'skip' }>['why'];
+
+const skip = (why: Skip): DomainKey => ({ kind: 'skip', why });
+const invalid = (why: string): DomainKey => ({ kind: 'invalid', why });
+
+// C0 controls, DEL and C1 controls.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Any Unicode white space (SP, NBSP, IDEOGRAPHIC SPACE, ...).
+const SPACE = /\s/u;
+// Postfix next hop "[host]" or "[host]:port".
+const BRACKETED = /^\[([^[\]]*)\](?::(.*))?$/;
+// RFC 6335 §5.1 service name (Postfix accepts "host:smtp" as well as "host:25").
+const SERVICE_NAME = /^[A-Za-z](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$/;
+
+/** Normalises one lookup key. Never throws: bad keys come back as `invalid` with a short reason. */
+export function normalizeDomainKey(key: string): DomainKey {
+  // Nothing to resolve.
+  if (key === '') return invalid('empty');
+  // Control bytes never belong in a domain name, and must not reach logs raw.
+  if (CONTROL.test(key)) return invalid('control character');
+  // White space never belongs in a domain name (RFC 1123 §2.1 LDH).
+  if (SPACE.test(key)) return invalid('white space');
+  // Postfix probes parent domains as ".example.com"; RFC 8461 §4 policies cover the exact domain only.
+  if (key.startsWith('.') && key !== '.') return skip('parent-probe');
+  // "[...]" and "[...]:port" bypass the MX lookup; RFC 8461 §4 validates MX hosts, so MTA-STS does not apply.
+  if (key.startsWith('[')) return bracketed(key);
+  // A bare IPv4/IPv6 address is an address literal: no MX lookup, no _mta-sts TXT record.
+  if (isIP(key) !== 0) return skip('address-literal');
+
+  let host = key;
+  const colon = key.lastIndexOf(':');
+  if (colon >= 0) {
+    // "domain:port" without brackets: Postfix still looks up the domain's MX records, so its policy applies.
+    if (!isPort(key.slice(colon + 1))) return invalid('bad port');
+    host = key.slice(0, colon);
+    // Only one colon: anything else is neither an IP address nor domain:port.
+    if (host.includes(':')) return invalid('colon in domain');
+    // "192.0.2.1:25" is an address with a port: still no MX lookup.
+    if (isIP(host) !== 0) return skip('address-literal');
+  }
+
+  const name = toAsciiName(host);
+  if (name.kind === 'invalid') return name;
+  // A single label (localhost, a bare TLD) is not a domain that can publish _mta-sts.<domain>.
+  if (!name.domain.includes('.')) return skip('single-label');
+  return name;
+}
+
+/** "[host]", "[host]:port", "[1.2.3.4]", "[IPv6:2001:db8::1]", "[2001:db8::1]:25". */
+function bracketed(key: string): DomainKey {
+  const m = BRACKETED.exec(key);
+  // An unclosed bracket, text after "]" other than ":port", or nested brackets.
+  if (m === null) return invalid('malformed [next hop]');
+  const inside = m[1] ?? '';
+  const port = m[2];
+  // A port after the brackets must be a port.
+  if (port !== undefined && !isPort(port)) return invalid('bad port');
+  // "[]" names nothing.
+  if (inside === '') return invalid('empty [next hop]');
+  // RFC 5321 §4.1.3: "[IPv6:...]" is the address-literal form of an IPv6 address.
+  const address = /^ipv6:/i.test(inside) ? inside.slice(5) : inside;
+  if (isIP(address) !== 0) return skip('address-literal');
+  // A bracketed hostname must still be a hostname (one label is fine: "[relay]" in /etc/hosts).
+  const name = toAsciiName(inside);
+  return name.kind === 'invalid' ? name : skip('next-hop');
+}
+
+/**
+ * Lower-case A-label form of a host name without its trailing dot, or why it is not one. A single LDH
+ * label passes; the caller decides what it means.
+ */
+function toAsciiName(host: string): Extract<DomainKey, { kind: 'domain' | 'invalid' }> {
+  // One trailing dot is the DNS root: "example.com." and "example.com" are the same domain.
+  const bare = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (bare === '') return { kind: 'invalid', why: 'empty' };
+  // IDN: U-labels become A-labels (RFC 5891 §5 via UTS #46, as DNS and RFC 8461 §3.2 mx patterns use
+  // A-labels). Pure-ASCII names skip the WHATWG host parser, which would turn "1.2.3" into 1.2.0.3.
+  const ascii = /^[\x00-\x7f]*$/.test(bare) ? asciiLower(bare) : domainToASCII(bare);
+  // domainToASCII returns "" for names UTS #46 rejects (bad punycode, disallowed characters).
+  if (ascii === '') return { kind: 'invalid', why: 'not a valid internationalized domain name' };
+  // Full-width digits map to an IP address: a name in disguise is still not a domain.
+  if (isIP(ascii) !== 0) return { kind: 'invalid', why: 'IP address in Unicode form' };
+  if (!ascii.includes('.') && isLdhLabel(ascii)) return { kind: 'domain', domain: ascii };
+  const problem = hostnameProblem(ascii);
+  if (problem !== undefined) return { kind: 'invalid', why: problem };
+  // RFC 3696 §2: no top-level domain is all-numeric, so "01.2.3.4" is a malformed address, not a domain.
+  const tld = ascii.slice(ascii.lastIndexOf('.') + 1);
+  if (/^[0-9]+$/.test(tld)) return { kind: 'invalid', why: 'numeric top-level label' };
+  return { kind: 'domain', domain: ascii };
+}
+
+/** A TCP port 1-65535, or a service name. */
+function isPort(port: string): boolean {
+  if (SERVICE_NAME.test(port)) return true;
+  if (!/^[0-9]{1,5}$/.test(port)) return false;
+  const n = Number(port); // safe: at most five ASCII digits
+  return n >= 1 && n <= 65535;
+}
