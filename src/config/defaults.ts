@@ -93,6 +93,8 @@ export const DEFAULTS = {
      * retried at the next interval. better-sqlite3 is synchronous, so this blocks the event loop: keep it small.
      */
     sqlite_busy_timeout_ms: 100,
+    /** SQLite: after a failed write, the queued writes are retried this much later (and kept meanwhile). */
+    sqlite_flush_retry_ms: 1_000,
     /** Redis: every key is namespaced; `<prefix><domain>` holds the JSON entry. */
     redis_key_prefix: 'mta-sts-sidecar:policy:',
     /** Redis: a key's TTL is (expiresAt - now) plus this, so Redis drops dead policies by itself. */
@@ -108,6 +110,8 @@ export const DEFAULTS = {
     redis_open_wait_ms: 2_000,
     /** Redis: SCAN COUNT hint per round trip for list() and count(). */
     redis_scan_count: 500,
+    /** Redis: a SCAN that has not reached the end after this many round trips is abandoned with an error. */
+    redis_scan_max_rounds: 1_000_000,
   },
   zone: {
     /** RFC 8461 §5: testing policies are not enforced; a zone may opt in (postfix-mta-sts-resolver's strict_testing). */

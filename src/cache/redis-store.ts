@@ -1,0 +1,249 @@
+/**
+ * A PolicyStore in Redis, shared by a fleet of daemons.
+ *
+ * - One string key per domain, `<prefix><domain>`, holding the entry as JSON. Each key carries a TTL of
+ *   (expiresAt - now) + DEFAULTS.cache.redis_ttl_slack_ms, so Redis forgets dead policies by itself.
+ * - An outage must cost cache misses, never a hang or a crash: no offline queue (a command while
+ *   disconnected rejects at once), a short connect timeout, a per-command timeout, one retry per request,
+ *   and reconnection with capped exponential backoff for ever. The outage is logged once when it starts and
+ *   once when it ends, not per command; 'error' events are always handled.
+ */
+import { Redis } from 'ioredis';
+import { DEFAULTS } from '../config/defaults.js';
+import { ConfigError } from '../errors.js';
+import type { StoreLogger } from './open-store.js';
+import type { CacheEntry, PolicyStore } from './store.js';
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. */
+  url: string;
+  logger?: StoreLogger;
+  /** Default DEFAULTS.cache.redis_key_prefix. */
+  keyPrefix?: string;
+  /** Default DEFAULTS.cache.redis_ttl_slack_ms. */
+  ttlSlackMs?: number;
+  /** Default DEFAULTS.cache.redis_connect_timeout_ms. */
+  connectTimeoutMs?: number;
+  /** Default DEFAULTS.cache.redis_command_timeout_ms. */
+  commandTimeoutMs?: number;
+  /** Defaults DEFAULTS.cache.redis_reconnect_min_delay_ms / redis_reconnect_max_delay_ms. */
+  reconnectMinDelayMs?: number;
+  reconnectMaxDelayMs?: number;
+  /** Default DEFAULTS.cache.redis_scan_count. */
+  scanCount?: number;
+  /** Default DEFAULTS.cache.redis_scan_max_rounds. */
+  scanMaxRounds?: number;
+}
+
+const SILENT: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export class RedisStore implements PolicyStore {
+  readonly kind = 'redis';
+  readonly keyPrefix: string;
+  readonly #client: Redis;
+  readonly #logger: StoreLogger;
+  /** The URL with any password masked, for logs. */
+  readonly #where: string;
+  readonly #ttlSlackMs: number;
+  readonly #scanCount: number;
+  readonly #scanMaxRounds: number;
+  /** True from the first connection failure until the next successful connection. */
+  #down = false;
+  #closing = false;
+
+  /**
+   * Starts connecting in the background and returns at once; until the first connection is ready every
+   * command rejects. Use RedisStore.open() to wait (bounded) for that first connection.
+   */
+  constructor(options: RedisStoreOptions) {
+    const url = parseRedisUrl(options.url);
+    this.#where = maskPassword(url);
+    this.#logger = options.logger ?? SILENT;
+    this.keyPrefix = options.keyPrefix ?? DEFAULTS.cache.redis_key_prefix;
+    this.#ttlSlackMs = options.ttlSlackMs ?? DEFAULTS.cache.redis_ttl_slack_ms;
+    this.#scanCount = options.scanCount ?? DEFAULTS.cache.redis_scan_count;
+    this.#scanMaxRounds = options.scanMaxRounds ?? DEFAULTS.cache.redis_scan_max_rounds;
+    const minDelayMs = options.reconnectMinDelayMs ?? DEFAULTS.cache.redis_reconnect_min_delay_ms;
+    const maxDelayMs = options.reconnectMaxDelayMs ?? DEFAULTS.cache.redis_reconnect_max_delay_ms;
+
+    this.#client = new Redis(options.url, {
+      connectionName: 'mta-sts-sidecar',
+      enableOfflineQueue: false,
+      connectTimeout: options.connectTimeoutMs ?? DEFAULTS.cache.redis_connect_timeout_ms,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULTS.cache.redis_command_timeout_ms,
+      maxRetriesPerRequest: 1,
+      // Attempt n waits min * 2^(n-1), capped; a number (never null) means: keep trying for ever.
+      retryStrategy: (attempt: number) => Math.min(minDelayMs * 2 ** Math.min(attempt - 1, 30), maxDelayMs),
+      disableClientInfo: true,
+    });
+    this.#client.on('error', (err: Error) => this.#markDown(err.message));
+    this.#client.on('close', () => this.#markDown('connection closed'));
+    this.#client.on('ready', () => {
+      if (this.#down) this.#logger.info({ redis: this.#where }, 'redis cache reachable again');
+      this.#down = false;
+    });
+  }
+
+  /** Construct, then wait up to `waitMs` for the first connection; resolves either way (see the log). */
+  static async open(options: RedisStoreOptions & { waitMs?: number }): Promise<RedisStore> {
+    const store = new RedisStore(options);
+    await store.waitUntilReady(options.waitMs ?? DEFAULTS.cache.redis_open_wait_ms);
+    return store;
+  }
+
+  /** True once connected and ready, false if that did not happen within `timeoutMs`. */
+  async waitUntilReady(timeoutMs: number): Promise<boolean> {
+    if (this.#client.status === 'ready') return true;
+    return new Promise<boolean>((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.#client.off('ready', onReady);
+        resolve(ready);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#client.on('ready', onReady);
+    });
+  }
+
+  async get(domain: string): Promise<CacheEntry | undefined> {
+    const json = await this.#client.get(this.#key(domain));
+    if (json === null) return undefined;
+    const entry = decodeEntry(json);
+    if (entry?.domain !== domain) throw new Error(`redis cache: malformed entry at key ${this.#key(domain)}`);
+    return entry;
+  }
+
+  /** Written straight through (Redis is fast and remote); rejects while Redis is unreachable. */
+  async put(entry: CacheEntry): Promise<void> {
+    const ttlMs = Math.max(0, Math.ceil(entry.expiresAt - Date.now())) + this.#ttlSlackMs;
+    await this.#client.set(this.#key(entry.domain), JSON.stringify(entry), 'PX', Math.max(1, ttlMs));
+  }
+
+  async delete(domain: string): Promise<boolean> {
+    return (await this.#client.del(this.#key(domain))) > 0;
+  }
+
+  async *list(): AsyncIterable<CacheEntry> {
+    const skipped: string[] = [];
+    for await (const keys of this.#scan()) {
+      const values = await this.#client.mget(...keys);
+      for (const [i, json] of values.entries()) {
+        if (json === null) continue; // expired or deleted since SCAN saw it
+        const key = keys[i]!;
+        const entry = decodeEntry(json);
+        if (entry === undefined || this.#key(entry.domain) !== key) {
+          skipped.push(key);
+          continue;
+        }
+        yield entry;
+      }
+    }
+    if (skipped.length > 0) {
+      this.#logger.warn(
+        { redis: this.#where, keys: skipped.slice(0, 10), count: skipped.length },
+        'redis cache: malformed entries skipped',
+      );
+    }
+  }
+
+  async count(): Promise<number> {
+    let n = 0;
+    for await (const keys of this.#scan()) n += keys.length;
+    return n;
+  }
+
+  /** Nothing is queued on our side: put() resolves only after Redis acknowledged the write. */
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true; // silences #markDown; the 'error' listener stays so late errors are still handled
+    if (this.#client.status === 'ready') {
+      try {
+        await this.#client.quit();
+        return;
+      } catch {
+        // fall through: drop the connection
+      }
+    }
+    this.#client.disconnect();
+  }
+
+  #key(domain: string): string {
+    return this.keyPrefix + domain;
+  }
+
+  /** The prefix's keys in batches, each key once (SCAN may repeat keys while Redis rehashes). */
+  async *#scan(): AsyncGenerator<string[]> {
+    const pattern = escapeGlob(this.keyPrefix) + '*';
+    const seen = new Set<string>();
+    let cursor = '0';
+    for (let round = 0; round < this.#scanMaxRounds; round++) {
+      const [next, keys] = await this.#client.scan(cursor, 'MATCH', pattern, 'COUNT', this.#scanCount);
+      const fresh = keys.filter((k) => !seen.has(k));
+      for (const k of fresh) seen.add(k);
+      if (fresh.length > 0) yield fresh;
+      cursor = next;
+      if (cursor === '0') return;
+    }
+    throw new Error(`redis cache: SCAN did not finish within ${this.#scanMaxRounds} round trips`);
+  }
+
+  #markDown(why: string): void {
+    if (this.#closing || this.#down) return;
+    this.#down = true;
+    this.#logger.warn(
+      { redis: this.#where, err: why },
+      'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)',
+    );
+  }
+}
+
+function parseRedisUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('cache.redis_url', `not a URL: ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError('cache.redis_url', `must start with redis:// or rediss:// (got ${url.protocol}//)`);
+  }
+  return url;
+}
+
+function maskPassword(url: URL): string {
+  const copy = new URL(url.href);
+  if (copy.password !== '') copy.password = '***';
+  return copy.href;
+}
+
+/** SCAN MATCH is a glob: make the prefix literal. */
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** The JSON we wrote, or undefined when it does not look like a CacheEntry (another writer, another version). */
+function decodeEntry(json: string): CacheEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const e = value as Record<string, unknown>;
+  const ok =
+    typeof e.domain === 'string' &&
+    typeof e.id === 'string' &&
+    typeof e.text === 'string' &&
+    typeof e.policy === 'object' &&
+    e.policy !== null &&
+    typeof e.fetchedAt === 'number' &&
+    typeof e.expiresAt === 'number' &&
+    typeof e.checkedAt === 'number' &&
+    typeof e.failures === 'number' &&
+    (e.lastError === null || typeof e.lastError === 'object');
+  return ok ? (value as CacheEntry) : undefined;
+}

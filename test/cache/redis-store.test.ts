@@ -1,0 +1,299 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { openStore, type StoreLogger } from '../../src/cache/open-store.js';
+import { RedisStore } from '../../src/cache/redis-store.js';
+import type { PolicyStore } from '../../src/cache/store.js';
+import { startRedis, type RedisLab } from '../lab/redis.js';
+import { describeCacheStore, makeEntry } from './store-contract.js';
+
+interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  obj: Record<string, unknown>;
+  msg: string | undefined;
+}
+function recordingLogger(): StoreLogger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at = (level: LogLine['level']) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Run `op` until it resolves, at most `limitMs`; returns its value. */
+async function eventually<T>(op: () => Promise<T>, limitMs: number): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await op();
+    } catch (err) {
+      last = err;
+      await sleep(50);
+    }
+  }
+  throw new Error(`still failing after ${limitMs} ms`, { cause: last });
+}
+
+/** How long `op` takes to reject; fails the test if it resolves. */
+async function rejectionTime(op: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await expect(op()).rejects.toThrow();
+  return performance.now() - t0;
+}
+
+let lab: RedisLab;
+/** A plain client for looking at what the store wrote. */
+let raw: Redis;
+
+beforeAll(async () => {
+  lab = await startRedis();
+  raw = new Redis(lab.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await raw.connect();
+});
+afterAll(async () => {
+  raw?.disconnect();
+  await lab?.close();
+});
+
+describeCacheStore('RedisStore', async () => {
+  // Each test gets its own key space on the one server.
+  const keyPrefix = `test:${randomUUID()}:`;
+  return {
+    store: await RedisStore.open({ url: lab.url, keyPrefix }),
+    reopen: () => RedisStore.open({ url: lab.url, keyPrefix }),
+    cleanup: async () => {
+      const keys = await raw.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await raw.del(...keys);
+    },
+  };
+});
+
+describe('RedisStore', () => {
+  it('stores JSON under mta-sts-sidecar:policy:<domain> by default', async () => {
+    const store = await RedisStore.open({ url: lab.url });
+    try {
+      const entry = makeEntry('default-prefix.example');
+      await store.put(entry);
+      expect(JSON.parse((await raw.get('mta-sts-sidecar:policy:default-prefix.example'))!)).toStrictEqual(entry);
+      expect(store.keyPrefix).toBe(DEFAULTS.cache.redis_key_prefix);
+    } finally {
+      await raw.del('mta-sts-sidecar:policy:default-prefix.example');
+      await store.close();
+    }
+  });
+
+  it('sets a TTL of (expiresAt - now) + slack, and just the slack for an expired policy', async () => {
+    const keyPrefix = `ttl:${randomUUID()}:`;
+    const store = await RedisStore.open({ url: lab.url, keyPrefix });
+    const slack = DEFAULTS.cache.redis_ttl_slack_ms;
+    try {
+      const now = Date.now();
+      await store.put(makeEntry('live.example', { expiresAt: now + 600_000 }));
+      await store.put(makeEntry('dead.example', { expiresAt: now - 86_400_000 }));
+      const live = await raw.pttl(`${keyPrefix}live.example`);
+      const dead = await raw.pttl(`${keyPrefix}dead.example`);
+      expect(live).toBeLessThanOrEqual(600_000 + slack);
+      expect(live).toBeGreaterThan(600_000 + slack - 5_000);
+      expect(dead).toBeLessThanOrEqual(slack);
+      expect(dead).toBeGreaterThan(slack - 5_000);
+    } finally {
+      await raw.del(`${keyPrefix}live.example`, `${keyPrefix}dead.example`);
+      await store.close();
+    }
+  });
+
+  it('lets Redis drop the key once the TTL runs out', async () => {
+    const store = await RedisStore.open({ url: lab.url, keyPrefix: `expire:${randomUUID()}:`, ttlSlackMs: 150 });
+    try {
+      await store.put(makeEntry('short.example', { expiresAt: Date.now() - 1 }));
+      expect(await store.get('short.example')).toBeDefined();
+      await sleep(400);
+      expect(await store.get('short.example')).toBeUndefined();
+      expect(await store.count()).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('list() and count() stay inside the prefix, even when it contains glob characters', async () => {
+    const id = randomUUID().slice(0, 8);
+    const globby = await RedisStore.open({ url: lab.url, keyPrefix: `glob${id}*?[ab]:` });
+    // A key the unescaped pattern `glob<id>*?[ab]:*` would match.
+    const neighbour = await RedisStore.open({ url: lab.url, keyPrefix: `glob${id}XYa:` });
+    try {
+      await globby.put(makeEntry('mine.example'));
+      await neighbour.put(makeEntry('theirs.example'));
+      const listed: string[] = [];
+      for await (const e of globby.list()) listed.push(e.domain);
+      expect(listed).toEqual(['mine.example']);
+      expect(await globby.count()).toBe(1);
+      expect(await neighbour.count()).toBe(1);
+    } finally {
+      await globby.delete('mine.example');
+      await neighbour.delete('theirs.example');
+      await globby.close();
+      await neighbour.close();
+    }
+  });
+
+  it('a malformed value is a rejected get() and a skipped, logged list() item', async () => {
+    const keyPrefix = `junk:${randomUUID()}:`;
+    const log = recordingLogger();
+    const store = await RedisStore.open({ url: lab.url, keyPrefix, logger: log });
+    try {
+      await store.put(makeEntry('good.example'));
+      await raw.set(`${keyPrefix}bad.example`, 'not json');
+      await raw.set(`${keyPrefix}other.example`, JSON.stringify(makeEntry('elsewhere.example')));
+      await expect(store.get('bad.example')).rejects.toThrow(`redis cache: malformed entry at key ${keyPrefix}bad.example`);
+      await expect(store.get('other.example')).rejects.toThrow(/malformed entry/);
+      const listed: string[] = [];
+      for await (const e of store.list()) listed.push(e.domain);
+      expect(listed).toEqual(['good.example']);
+      expect(log.lines).toHaveLength(1);
+      expect(log.lines[0]).toMatchObject({ level: 'warn', obj: { count: 2 }, msg: 'redis cache: malformed entries skipped' });
+    } finally {
+      await raw.del(`${keyPrefix}good.example`, `${keyPrefix}bad.example`, `${keyPrefix}other.example`);
+      await store.close();
+    }
+  });
+
+  it('refuses a URL that is not redis:// or rediss://, naming the config key', () => {
+    expect(() => new RedisStore({ url: 'http://127.0.0.1:6379' })).toThrow(/^cache\.redis_url: must start with redis:\/\//);
+    expect(() => new RedisStore({ url: '127.0.0.1:6379' })).toThrow(/^cache\.redis_url: not a URL/);
+  });
+
+  it('is what openStore() returns for store: redis, at cache.redis_url', async () => {
+    const store = await openStore({ store: 'redis', path: '/nonexistent/x.db', redisUrl: lab.url }, recordingLogger());
+    try {
+      expect(store).toBeInstanceOf(RedisStore);
+      expect(store.kind).toBe('redis');
+      expect(await store.get(`absent-${randomUUID()}.example`)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('RedisStore outages', () => {
+  it('while Redis is down every call rejects fast and the outage is logged once; it recovers by itself', { timeout: 30_000 }, async () => {
+    const outage = await startRedis();
+    const log = recordingLogger();
+    const store = await RedisStore.open({ url: outage.url, keyPrefix: 'outage:', logger: log });
+    try {
+      await store.put(makeEntry('example.com'));
+      expect(await store.get('example.com')).toStrictEqual(makeEntry('example.com'));
+      expect(log.lines).toEqual([]);
+
+      await outage.stop();
+      const calls: Array<() => Promise<unknown>> = [
+        () => store.get('example.com'),
+        () => store.put(makeEntry('example.org')),
+        () => store.delete('example.com'),
+        () => store.count(),
+        async () => {
+          for await (const _ of store.list()) void _;
+        },
+      ];
+      for (let i = 0; i < 20; i++) {
+        const ms = await rejectionTime(calls[i % calls.length]!);
+        expect(ms).toBeLessThan(1_000);
+      }
+      // Several reconnect attempts fail meanwhile (backoff 50, 100, 200, 400, 800 ms ...).
+      await sleep(1_600);
+      expect(await rejectionTime(() => store.get('example.com'))).toBeLessThan(1_000);
+      expect(log.lines).toHaveLength(1);
+      expect(log.lines[0]).toMatchObject({
+        level: 'warn',
+        obj: { redis: outage.url },
+        msg: 'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)',
+      });
+
+      await outage.restart(); // same port, empty (nothing persisted)
+      const t0 = Date.now();
+      expect(await eventually(() => store.get('example.com'), 10_000)).toBeUndefined();
+      expect(Date.now() - t0).toBeLessThan(DEFAULTS.cache.redis_reconnect_max_delay_ms + 2_000);
+      await store.put(makeEntry('example.org'));
+      expect(await store.get('example.org')).toStrictEqual(makeEntry('example.org'));
+      expect(log.lines.map((l) => [l.level, l.msg])).toEqual([
+        ['warn', 'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)'],
+        ['info', 'redis cache reachable again'],
+      ]);
+    } finally {
+      await store.close();
+      await outage.close();
+    }
+  });
+
+  it('a Redis that accepts but never answers makes calls reject after the command timeout, not hang', { timeout: 30_000 }, async () => {
+    const hung = await startRedis();
+    const log = recordingLogger();
+    const store = await RedisStore.open({ url: hung.url, keyPrefix: 'hung:', logger: log });
+    try {
+      await store.put(makeEntry('example.com'));
+      hung.freeze();
+      const limit = DEFAULTS.cache.redis_command_timeout_ms + 500;
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        await expect(store.get('example.com')).rejects.toThrow(/timed out/i);
+        expect(performance.now() - t0).toBeLessThan(limit);
+      }
+      hung.thaw();
+      expect(await eventually(() => store.get('example.com'), 10_000)).toStrictEqual(makeEntry('example.com'));
+    } finally {
+      hung.thaw();
+      await store.close();
+      await hung.close();
+    }
+  });
+
+  it('open() with Redis down resolves within its wait, logs once, then connects when Redis starts', { timeout: 30_000 }, async () => {
+    const later = await startRedis();
+    await later.stop();
+    const log = recordingLogger();
+    let store: PolicyStore | undefined;
+    try {
+      const t0 = performance.now();
+      store = await RedisStore.open({ url: later.url, logger: log, waitMs: 300 });
+      expect(performance.now() - t0).toBeLessThan(1_500);
+      const s = store;
+      expect(await rejectionTime(() => s.get('example.com'))).toBeLessThan(1_000);
+      expect(log.lines.map((l) => l.level)).toEqual(['warn']);
+
+      await later.restart();
+      expect(await eventually(() => s.count(), 10_000)).toBe(0);
+      expect(log.lines.map((l) => l.level)).toEqual(['warn', 'info']);
+    } finally {
+      await store?.close();
+      await later.close();
+    }
+  });
+
+  it('does not log the password of the Redis URL', async () => {
+    const down = await startRedis();
+    await down.stop();
+    const log = recordingLogger();
+    const store = await RedisStore.open({ url: `redis://user:s3cret@127.0.0.1:${down.port}/0`, logger: log, waitMs: 200 });
+    try {
+      expect(log.lines).toHaveLength(1);
+      expect(log.lines[0]!.obj.redis).toBe(`redis://user:***@127.0.0.1:${down.port}/0`);
+      expect(JSON.stringify(log.lines)).not.toContain('s3cret');
+    } finally {
+      await store.close();
+      await down.close();
+    }
+  });
+});
+
+describe('test/lab/redis', () => {
+  it('says how to install redis-server when it is not on PATH', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent-bin';
+    try {
+      await expect(startRedis()).rejects.toThrow('install it with `apt-get install -y redis-server`');
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
