@@ -1,0 +1,323 @@
+/**
+ * Listening sockets (TCP and unix) for the line protocols: binding, the connection limit, unix socket
+ * file hygiene and graceful close. What is spoken on a connection is the `onConnection` callback's job.
+ */
+import net from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+
+const TCP_PREFIX = 'tcp:';
+const UNIX_PREFIX = 'unix:';
+const MAX_PORT = 65_535;
+/** Linux sockaddr_un.sun_path is 108 bytes including the terminating NUL (unix(7)). */
+const UNIX_PATH_MAX_BYTES = 107;
+/** How long a probe of an existing unix socket file may take before we assume something answers. */
+const STALE_PROBE_TIMEOUT_MS = 1_000;
+/** At most one "connection limit reached" log line per this interval, with a count of the rest. */
+const LIMIT_LOG_INTERVAL_MS = 10_000;
+/** How long close() lets connections finish their outstanding replies before cutting them. */
+export const SHUTDOWN_GRACE_MS = 5_000;
+
+export type ListenSpec =
+  | { kind: 'tcp'; spec: string; host: string; port: number }
+  | { kind: 'unix'; spec: string; path: string };
+
+/** Where a listener ended up: for tcp, `port` is the bound port (useful with port 0). */
+export type BoundAddress = ListenSpec;
+
+export interface ListenerOptions {
+  /** Connections beyond this many, across all listeners, are closed at accept. */
+  maxConnections: number;
+  /** Mode of unix socket files (owner and group by default: Postfix runs in the postfix group). */
+  unixMode: number;
+  /** close() waits this long for connections to finish before destroying them; default SHUTDOWN_GRACE_MS. */
+  shutdownGraceMs?: number;
+}
+
+/** What a protocol hands back for a connection so close() can end it at a request boundary. */
+export interface ConnectionControl {
+  /** Stop taking requests, write the replies still owed, then end the connection. */
+  shutdown(): void;
+}
+
+export type ConnectionCallback = (socket: Socket, listener: ListenSpec) => ConnectionControl | void;
+
+export interface Listeners {
+  readonly addresses: readonly BoundAddress[];
+  /** Connections currently open, across all listeners. */
+  readonly connectionCount: number;
+  /** Stops accepting, ends open connections gracefully, removes unix socket files. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** `tcp:HOST:PORT`, `tcp:[IPv6]:PORT` or `unix:/absolute/path` (config `socketmap.listen`). */
+export function parseListenSpec(spec: string): ListenSpec {
+  const bad = (why: string): Error =>
+    new Error(
+      `invalid listen address "${spec}": ${why} (expected tcp:HOST:PORT, tcp:[IPv6]:PORT or unix:/absolute/path)`,
+    );
+  if (spec.startsWith(UNIX_PREFIX)) {
+    const file = spec.slice(UNIX_PREFIX.length);
+    if (file === '') throw bad('empty path');
+    if (!path.isAbsolute(file)) throw bad('the path must be absolute');
+    if (file.includes('\0')) throw bad('the path contains a NUL byte');
+    if (Buffer.byteLength(file) > UNIX_PATH_MAX_BYTES) {
+      throw bad(`the path is longer than ${UNIX_PATH_MAX_BYTES} bytes`);
+    }
+    return { kind: 'unix', spec, path: file };
+  }
+  if (spec.startsWith(TCP_PREFIX)) {
+    const rest = spec.slice(TCP_PREFIX.length);
+    let host: string;
+    let portText: string;
+    if (rest.startsWith('[')) {
+      const close = rest.indexOf(']');
+      if (close < 0) throw bad('missing "]"');
+      host = rest.slice(1, close);
+      if (!net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address`);
+      if (rest[close + 1] !== ':') throw bad('missing ":PORT"');
+      portText = rest.slice(close + 2);
+    } else {
+      const colon = rest.lastIndexOf(':');
+      if (colon < 0) throw bad('missing ":PORT"');
+      host = rest.slice(0, colon);
+      portText = rest.slice(colon + 1);
+      if (host.includes(':')) throw bad('IPv6 addresses must be in brackets');
+      if (!/^[A-Za-z0-9.-]+$/.test(host)) throw bad(host === '' ? 'empty host' : `bad host "${host}"`);
+    }
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) > MAX_PORT) {
+      throw bad(`bad port "${portText}"`);
+    }
+    return { kind: 'tcp', spec, host, port: Number(portText) };
+  }
+  throw bad('unknown scheme');
+}
+
+/**
+ * Binds every spec (all or nothing: if one fails, the ones already bound are closed and the error names
+ * the spec) and calls `onConnection` for each accepted connection within the limit.
+ */
+export async function startListeners(
+  specs: readonly (string | ListenSpec)[],
+  onConnection: ConnectionCallback,
+  options: ListenerOptions,
+  logger: Logger,
+): Promise<Listeners> {
+  const parsed = specs.map((s) => (typeof s === 'string' ? parseListenSpec(s) : s));
+  const connections = new Map<Socket, ConnectionControl | undefined>();
+  const limitLog = rateLimitedLog(logger, options.maxConnections);
+  const bound: BoundListener[] = [];
+  let closing = false;
+
+  const accept = (listener: BoundListener, socket: Socket): void => {
+    // A rejected socket may still report a reset; it must not become an uncaught 'error'.
+    socket.on('error', () => {});
+    if (closing || !listener.ready) {
+      socket.destroy();
+      return;
+    }
+    if (connections.size >= options.maxConnections) {
+      socket.destroy();
+      limitLog();
+      return;
+    }
+    connections.set(socket, undefined);
+    socket.once('close', () => connections.delete(socket));
+    try {
+      const control = onConnection(socket, listener.spec);
+      if (control && connections.has(socket)) connections.set(socket, control);
+    } catch (err) {
+      logger.error({ err, listen: listener.spec.spec }, 'connection setup failed');
+      socket.destroy();
+    }
+  };
+
+  try {
+    for (const spec of parsed) bound.push(await bind(spec, accept, options));
+  } catch (err) {
+    await Promise.all(bound.map((b) => b.close()));
+    throw err;
+  }
+  for (const b of bound) logger.info({ listen: b.address.spec, address: b.address }, 'listening');
+
+  let closed: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    closing = true;
+    const serversClosed = Promise.all(bound.map((b) => b.close()));
+    const open = [...connections.entries()];
+    for (const [socket, control] of open) {
+      if (control) control.shutdown();
+      else socket.end();
+    }
+    const allClosed = Promise.all(open.map(([socket]) => socketClosed(socket)));
+    const grace = options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, grace);
+    });
+    await Promise.race([allClosed, expired]);
+    clearTimeout(timer);
+    for (const [socket] of open) socket.destroy();
+    await allClosed;
+    await serversClosed;
+  };
+
+  return {
+    addresses: bound.map((b) => b.address),
+    get connectionCount() {
+      return connections.size;
+    },
+    close: () => (closed ??= close()),
+  };
+}
+
+interface BoundListener {
+  readonly spec: ListenSpec;
+  address: BoundAddress;
+  /** False until a unix socket has its final mode: connections before that are refused. */
+  ready: boolean;
+  close(): Promise<void>;
+}
+
+async function bind(
+  spec: ListenSpec,
+  accept: (listener: BoundListener, socket: Socket) => void,
+  options: ListenerOptions,
+): Promise<BoundListener> {
+  const server = net.createServer();
+  const listener: BoundListener = {
+    spec,
+    address: spec,
+    ready: spec.kind === 'tcp',
+    close: () => closeServer(server),
+  };
+  server.on('connection', (socket) => accept(listener, socket));
+  try {
+    if (spec.kind === 'unix') await removeStaleSocket(spec);
+    await listen(server, spec.kind === 'tcp' ? { host: spec.host, port: spec.port } : { path: spec.path });
+  } catch (err) {
+    await closeServer(server);
+    throw new Error(`listen ${spec.spec}: ${message(err)}`, { cause: err });
+  }
+  if (spec.kind === 'tcp') {
+    listener.address = { ...spec, port: (server.address() as net.AddressInfo).port };
+    return listener;
+  }
+  try {
+    await chmod(spec.path, options.unixMode);
+    const { ino, dev } = await lstat(spec.path);
+    listener.ready = true;
+    listener.close = async () => {
+      await closeServer(server);
+      await removeOwnSocket(spec.path, ino, dev);
+    };
+    return listener;
+  } catch (err) {
+    await closeServer(server);
+    throw new Error(`listen ${spec.spec}: cannot set mode: ${message(err)}`, { cause: err });
+  }
+}
+
+function listen(server: Server, where: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) resolve();
+    else server.close(() => resolve());
+  });
+}
+
+/**
+ * A socket file left by a crashed daemon makes listen() fail with EADDRINUSE. Remove it only when it is
+ * a socket and nothing accepts on it: never a regular file (a typo in the config must not delete data),
+ * never a live daemon's socket.
+ */
+async function removeStaleSocket(spec: Extract<ListenSpec, { kind: 'unix' }>): Promise<void> {
+  let stat;
+  try {
+    stat = await lstat(spec.path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isSocket()) throw new Error(`${spec.path} exists and is not a socket; refusing to remove it`);
+  if (await answers(spec.path)) throw new Error(`${spec.path} is in use by another process`);
+  await unlink(spec.path).catch((err: unknown) => {
+    if (errno(err) !== 'ENOENT') throw err;
+  });
+}
+
+/** Whether something accepts connections on a unix socket file. */
+function answers(file: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = net.connect({ path: file });
+    probe.setTimeout(STALE_PROBE_TIMEOUT_MS, () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (err) => {
+      probe.destroy();
+      const code = errno(err);
+      if (code === 'ECONNREFUSED' || code === 'ENOENT') resolve(false);
+      else reject(err);
+    });
+  });
+}
+
+/** Node already unlinks a unix socket on close; this covers the rest, and never someone else's file. */
+async function removeOwnSocket(file: string, ino: number, dev: number): Promise<void> {
+  try {
+    const stat = await lstat(file);
+    if (stat.isSocket() && stat.ino === ino && stat.dev === dev) await unlink(file);
+  } catch (err) {
+    if (errno(err) !== 'ENOENT') throw err;
+  }
+}
+
+function socketClosed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.closed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+/** A log line the first time the limit bites, then at most one per interval, counting the rest. */
+function rateLimitedLog(logger: Logger, maxConnections: number): () => void {
+  let lastAt = -Infinity;
+  let suppressed = 0;
+  return () => {
+    const now = Date.now();
+    if (now - lastAt < LIMIT_LOG_INTERVAL_MS) {
+      suppressed += 1;
+      return;
+    }
+    logger.warn(
+      { maxConnections, refusedSinceLastLog: suppressed + 1 },
+      'connection limit reached; closing new connections',
+    );
+    lastAt = now;
+    suppressed = 0;
+  };
+}
+
+function errno(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
