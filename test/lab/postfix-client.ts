@@ -18,7 +18,8 @@ export interface PostmapResult {
 export function postmapQuery(key: string, map: string, stdin?: string): Promise<PostmapResult> {
   if (!configDir) {
     configDir = mkdtempSync(join(tmpdir(), 'postmap-'));
-    writeFileSync(join(configDir, 'main.cf'), 'compatibility_level = 3.6\n');
+    // A fixed host name keeps postmap from looking up its own.
+    writeFileSync(join(configDir, 'main.cf'), 'compatibility_level = 3.6\nmyhostname = postmap.localdomain\n');
   }
   return new Promise((resolve, reject) => {
     const child = execFile('postmap', ['-c', configDir!, '-q', key, map], { timeout: POSTMAP_TIMEOUT_MS }, (err, stdout, stderr) => {
