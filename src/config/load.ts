@@ -12,7 +12,13 @@ export function loadConfig(file: string | undefined): Config {
   } catch (err) {
     throw new ConfigError('', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfig(source, file);
+  try {
+    return parseConfig(source, file);
+  } catch (err) {
+    // Name the file too: an operator may have several (packaged default, override, migration).
+    if (err instanceof ConfigError && err.path !== '') throw new ConfigError('', `${file}: ${err.message}`);
+    throw err;
+  }
 }
 
 export function parseConfig(source: string, file = 'config'): Config {
