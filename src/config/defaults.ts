@@ -66,6 +66,23 @@ export const DEFAULTS = {
     max_concurrent_fetches: 64,
     /** A DNS failure with nothing cached is remembered this long before the next try. */
     dns_failure_ttl_ms: 60_000,
+    /**
+     * Proactive refresh: every cached policy's TXT id is re-checked at least this often even when no
+     * mail goes to the domain, so that the first message after a quiet spell is answered from cache.
+     */
+    refresh_interval_ms: 24 * 3600_000,
+    /**
+     * RFC 8461 §10.2 expects senders to refresh a policy before it expires; we refetch (same id or not)
+     * once this fraction of max_age has passed, which keeps a live domain's policy from ever lapsing.
+     */
+    refetch_at_fraction: 0.5,
+    /** How often the refresher looks for due entries, and how many it starts per look. */
+    refresh_tick_ms: 60_000,
+    refresh_batch: 200,
+    /** Refreshes running at once (they also share max_concurrent_fetches with lookups). */
+    refresh_concurrency: 8,
+    /** Failure backoff per domain: failure_retry_ms doubled per consecutive failure, capped here. */
+    failure_backoff_max_ms: 6 * 3600_000,
   },
   dns: {
     servers: [] as string[],

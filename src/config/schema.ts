@@ -27,6 +27,12 @@ export interface Config {
     memory_entries: number;
     max_concurrent_fetches: number;
     dns_failure_ttl_ms: number;
+    refresh_interval_ms: number;
+    refetch_at_fraction: number;
+    refresh_tick_ms: number;
+    refresh_batch: number;
+    refresh_concurrency: number;
+    failure_backoff_max_ms: number;
   };
   dns: { servers: string[]; timeout_ms: number; tries: number };
   fetch: {
@@ -56,6 +62,10 @@ const wholeNumber =
     return v;
   };
 const ms = (min: number) => wholeNumber(min, 24 * 3600_000, ' of milliseconds');
+const fraction: Check = (v, path) => {
+  if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new ConfigError(path, `must be a number above 0 and at most 1, got ${show(v)}`);
+  return v;
+};
 const bool: Check = (v, path) => {
   if (typeof v !== 'boolean') throw new ConfigError(path, `must be true or false, got ${show(v)}`);
   return v;
@@ -121,6 +131,12 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     memory_entries: wholeNumber(1, 100_000_000),
     max_concurrent_fetches: wholeNumber(1, 10_000),
     dns_failure_ttl_ms: ms(0),
+    refresh_interval_ms: ms(60_000),
+    refetch_at_fraction: fraction,
+    refresh_tick_ms: ms(100),
+    refresh_batch: wholeNumber(1, 100_000),
+    refresh_concurrency: wholeNumber(1, 1_000),
+    failure_backoff_max_ms: ms(0),
   },
   dns: { servers: list(dnsServer), timeout_ms: ms(10), tries: wholeNumber(1, 10) },
   fetch: {

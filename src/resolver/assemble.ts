@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { createDnsClient } from '../net/dns.js';
 import { createPolicyFetcher, type PolicyFetcher } from '../net/policy-fetch.js';
+import type { ResolverObserver } from './observer.js';
 import { Resolver } from './resolver.js';
 
 export interface Assembled {
@@ -13,7 +14,12 @@ export interface Assembled {
   fetcher: PolicyFetcher;
 }
 
-export function assembleResolver(config: Config, store: PolicyStore | null, logger: Logger, now?: () => number): Assembled {
+export interface AssembleExtras {
+  observer?: ResolverObserver;
+  now?: () => number;
+}
+
+export function assembleResolver(config: Config, store: PolicyStore | null, logger: Logger, extras: AssembleExtras = {}): Assembled {
   const dns = createDnsClient({
     servers: config.dns.servers,
     timeoutMs: config.dns.timeout_ms,
@@ -28,7 +34,7 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
   });
   const r = config.resolver;
   const resolver = new Resolver(
-    { dns, fetcher, store, logger, ...(now ? { now } : {}) },
+    { dns, fetcher, store, logger, ...extras },
     {
       answerDeadlineMs: r.answer_deadline_ms,
       negativeTtlMs: r.negative_ttl_ms,
@@ -37,6 +43,9 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
       dnsFailureTtlMs: r.dns_failure_ttl_ms,
       memoryEntries: r.memory_entries,
       maxConcurrentFetches: r.max_concurrent_fetches,
+      refreshIntervalMs: r.refresh_interval_ms,
+      refetchAtFraction: r.refetch_at_fraction,
+      failureBackoffMaxMs: r.failure_backoff_max_ms,
     },
   );
   return { resolver, fetcher };

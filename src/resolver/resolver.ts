@@ -12,16 +12,23 @@ import type { DnsClient } from '../net/dns.js';
 import { selectStsRecord } from '../sts/txt.js';
 import { parsePolicy } from '../sts/policy.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
+import type { ResolverObserver } from './observer.js';
 import type { LookupResult, NoPolicyWhy, PolicyLookup } from './types.js';
 
 export interface ResolverOptions {
   answerDeadlineMs: number;
   negativeTtlMs: number;
   failureRetryMs: number;
+  /** With traffic: a lookup re-checks the TXT id in the background at most this often. */
   recheckIntervalMs: number;
   dnsFailureTtlMs: number;
   memoryEntries: number;
   maxConcurrentFetches: number;
+  /** Without traffic: the refresher re-checks every cached policy at least this often. */
+  refreshIntervalMs: number;
+  /** Refetch, even with an unchanged id, once this fraction of max_age has passed. */
+  refetchAtFraction: number;
+  failureBackoffMaxMs: number;
 }
 
 export interface ResolverDeps {
@@ -29,12 +36,20 @@ export interface ResolverDeps {
   fetcher: { fetch(domain: string): Promise<{ text: string }> };
   store: PolicyStore | null;
   logger: Logger;
+  observer?: ResolverObserver;
   /** Milliseconds since the epoch; injectable so expiry tests need not sleep. */
   now?: () => number;
 }
 
 type HotEntry =
-  | { kind: 'policy'; entry: CacheEntry; nextCheckAt: number }
+  | {
+      kind: 'policy';
+      entry: CacheEntry;
+      /** A lookup after this triggers a background re-check (traffic-driven). */
+      nextCheckAt: number;
+      /** The refresher re-checks at this time even without traffic. */
+      refreshAt: number;
+    }
   | { kind: 'negative'; why: NoPolicyWhy; error?: StsError; until: number };
 
 export class Resolver implements PolicyLookup {
@@ -42,6 +57,7 @@ export class Resolver implements PolicyLookup {
   private readonly inflight = new Map<string, Promise<LookupResult>>();
   private readonly fetches: ConcurrencyLimit;
   private readonly now: () => number;
+  private readonly observer: ResolverObserver;
 
   constructor(
     private readonly deps: ResolverDeps,
@@ -50,6 +66,7 @@ export class Resolver implements PolicyLookup {
     this.hot = new LRUCache({ max: options.memoryEntries });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
     this.now = deps.now ?? Date.now;
+    this.observer = deps.observer ?? {};
   }
 
   async lookup(domain: string): Promise<LookupResult> {
@@ -58,30 +75,63 @@ export class Resolver implements PolicyLookup {
     if (hot?.kind === 'policy') {
       if (now < hot.entry.expiresAt) {
         if (now >= hot.nextCheckAt) this.checkInBackground(domain);
-        return { kind: 'policy', domain, entry: hot.entry, source: 'memory' };
+        return this.report({ kind: 'policy', domain, entry: hot.entry, source: 'memory' }, 'memory');
       }
       // RFC 8461 §5.1: past max_age the policy is gone; it does not linger while a new one is sought.
-      this.hot.delete(domain);
-      this.deps.logger.info({ domain, id: hot.entry.id }, 'policy expired');
+      this.dropExpired(domain, hot.entry);
     } else if (hot?.kind === 'negative' && now < hot.until) {
-      return { kind: 'none', domain, why: hot.why, ...(hot.error ? { error: hot.error } : {}) };
+      return this.report({ kind: 'none', domain, why: hot.why, ...(hot.error ? { error: hot.error } : {}) }, 'negative');
     }
 
     const stored = await this.fromStore(domain, now);
     if (stored) {
       this.remember(stored, Math.max(now, stored.checkedAt + this.options.recheckIntervalMs));
       if (now >= stored.checkedAt + this.options.recheckIntervalMs) this.checkInBackground(domain);
-      return { kind: 'policy', domain, entry: stored, source: 'store' };
+      return this.report({ kind: 'policy', domain, entry: stored, source: 'store' }, 'store');
     }
-    return this.withDeadline(domain, this.singleFlight(domain));
+    return this.report(await this.withDeadline(domain, this.singleFlight(domain)), 'resolve');
   }
 
-  /** Resolve now, ignoring the hot tier's negative entries and recheck pacing (`query`, `cache refresh`). */
+  /** Resolve now, ignoring negative entries and recheck pacing (`query`, `cache refresh`). */
   async resolveNow(domain: string): Promise<LookupResult> {
     const hot = this.hot.get(domain);
     if (hot?.kind === 'negative') this.hot.delete(domain);
-    if (hot?.kind === 'policy') this.hot.set(domain, { ...hot, nextCheckAt: 0 });
     return this.singleFlight(domain);
+  }
+
+  /** Re-check one cached domain (the refresher's entry point). Never rejects. */
+  refresh(domain: string): Promise<LookupResult> {
+    return this.singleFlight(domain);
+  }
+
+  /** Cached domains whose proactive refresh is due, soonest first, at most `limit`. */
+  dueForRefresh(limit: number): string[] {
+    const now = this.now();
+    const due: Array<[number, string]> = [];
+    for (const [domain, hot] of this.hot.entries()) {
+      if (hot.kind === 'policy' && hot.refreshAt <= now && !this.inflight.has(domain)) due.push([hot.refreshAt, domain]);
+    }
+    return due
+      .sort((a, b) => a[0] - b[0])
+      .slice(0, limit)
+      .map(([, d]) => d);
+  }
+
+  /**
+   * Fill the hot tier from the persistent store (start-up), without waiting on the network. Answers do
+   * not wait for this: a hot-tier miss reads the store directly.
+   */
+  async warmFromStore(): Promise<number> {
+    if (!this.deps.store) return 0;
+    const now = this.now();
+    let loaded = 0;
+    for await (const entry of this.deps.store.list()) {
+      if (loaded >= this.options.memoryEntries) break;
+      if (now >= entry.expiresAt || this.hot.has(entry.domain)) continue;
+      this.remember(entry, entry.checkedAt + this.options.recheckIntervalMs);
+      loaded++;
+    }
+    return loaded;
   }
 
   forget(domain: string): void {
@@ -95,8 +145,26 @@ export class Resolver implements PolicyLookup {
     }
   }
 
+  /** Cached policies by mode (for metrics), counted over the hot tier. */
+  policyCounts(): Record<'enforce' | 'testing' | 'none', number> {
+    const counts = { enforce: 0, testing: 0, none: 0 };
+    for (const hot of this.hot.values()) if (hot.kind === 'policy') counts[hot.entry.policy.mode]++;
+    return counts;
+  }
+
   get stats() {
     return { hotEntries: this.hot.size, inflight: this.inflight.size, fetchesActive: this.fetches.active };
+  }
+
+  private report(result: LookupResult, tier: 'memory' | 'negative' | 'store' | 'resolve'): LookupResult {
+    this.observer.lookup?.(result, tier);
+    return result;
+  }
+
+  private dropExpired(domain: string, entry: CacheEntry): void {
+    this.hot.delete(domain);
+    this.deps.logger.info({ domain, id: entry.id }, 'policy expired');
+    this.observer.policy?.(domain, undefined);
   }
 
   private async fromStore(domain: string, now: number): Promise<CacheEntry | undefined> {
@@ -112,7 +180,7 @@ export class Resolver implements PolicyLookup {
   }
 
   private checkInBackground(domain: string): void {
-    this.singleFlight(domain).catch(() => undefined);
+    void this.singleFlight(domain);
   }
 
   private singleFlight(domain: string): Promise<LookupResult> {
@@ -132,13 +200,14 @@ export class Resolver implements PolicyLookup {
     return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   }
 
-  /** One resolution: TXT discovery, then a fetch only when the id is new. Never rejects. */
+  /** One resolution: TXT discovery, then a fetch when the id is new or the policy is due. Never rejects. */
   private async discover(domain: string): Promise<LookupResult> {
     const cached = this.cachedPolicy(domain);
     let answer;
     try {
       answer = await this.deps.dns.txt(RFC8461.TXT_PREFIX + domain);
     } catch (err) {
+      this.observer.fetch?.('dns', domain);
       return this.failed(domain, cached, asStsError(err), this.options.dnsFailureTtlMs);
     }
     let selected;
@@ -151,18 +220,20 @@ export class Resolver implements PolicyLookup {
 
     const { id } = selected.record;
     const now = this.now();
-    if (cached && cached.id === id) {
+    if (cached && cached.id === id && now < this.refetchAt(cached)) {
       // RFC 8461 §5.1: an unchanged id means the cached policy stands; no fetch.
       const confirmed = { ...cached, checkedAt: now, lastError: null, failures: 0 };
       this.save(confirmed);
+      this.observer.refresh?.('unchanged', domain);
       return { kind: 'policy', domain, entry: confirmed, source: 'memory' };
     }
 
+    let entry: CacheEntry;
     try {
       const { text } = await this.fetches.run(() => this.deps.fetcher.fetch(domain));
       const policy = parsePolicy(text);
       const fetchedAt = this.now();
-      const entry: CacheEntry = {
+      entry = {
         domain,
         id,
         policy,
@@ -173,15 +244,26 @@ export class Resolver implements PolicyLookup {
         lastError: null,
         failures: 0,
       };
-      this.save(entry);
+    } catch (err) {
+      const error = asStsError(err);
+      this.observer.fetch?.(error.reason, domain);
+      return this.failed(domain, cached, error, this.options.failureRetryMs);
+    }
+    this.observer.fetch?.('ok', domain);
+    this.save(entry);
+    this.observer.policy?.(domain, entry.policy.mode);
+    if (cached) this.observer.refresh?.(cached.id === id ? 'unchanged' : 'changed', domain);
+    if (!cached || cached.id !== id || cached.text !== entry.text) {
       this.deps.logger.info(
-        { domain, id, previousId: cached?.id, mode: policy.mode, maxAge: policy.maxAge },
+        { domain, id, previousId: cached?.id, mode: entry.policy.mode, maxAge: entry.policy.maxAge },
         cached ? 'policy changed' : 'policy learned',
       );
-      return { kind: 'policy', domain, entry, source: 'fetch' };
-    } catch (err) {
-      return this.failed(domain, cached, asStsError(err), this.options.failureRetryMs);
     }
+    return { kind: 'policy', domain, entry, source: 'fetch' };
+  }
+
+  private refetchAt(entry: CacheEntry): number {
+    return entry.fetchedAt + (entry.expiresAt - entry.fetchedAt) * this.options.refetchAtFraction;
   }
 
   private cachedPolicy(domain: string): CacheEntry | undefined {
@@ -194,38 +276,48 @@ export class Resolver implements PolicyLookup {
     const now = this.now();
     if (cached) {
       this.remember(cached, now + this.options.recheckIntervalMs);
+      this.observer.refresh?.('no-record', domain);
       return { kind: 'policy', domain, entry: cached, source: 'memory' };
     }
     this.hot.set(domain, { kind: 'negative', why, ...(error ? { error } : {}), until: now + this.options.negativeTtlMs });
     return { kind: 'none', domain, why, ...(error ? { error } : {}) };
   }
 
-  /** Discovery or fetch failed: serve the cached policy if any, and do not try again for `retryMs`. */
+  /** Discovery or fetch failed: serve the cached policy if any, and back off before the next try. */
   private failed(domain: string, cached: CacheEntry | undefined, error: StsError, retryMs: number): LookupResult {
     const now = this.now();
-    this.deps.logger.warn(
-      { domain, reason: error.reason, err: error.message, cachedId: cached?.id, mode: cached?.policy.mode },
-      cached ? 'policy refresh failed; cached policy stays in force' : 'policy discovery failed',
-    );
     if (cached) {
-      const entry = {
-        ...cached,
-        lastError: { reason: error.reason, message: error.message, at: now },
-        failures: cached.failures + 1,
-      };
-      this.save(entry, now + retryMs);
+      const failures = cached.failures + 1;
+      const entry = { ...cached, lastError: { reason: error.reason, message: error.message, at: now }, failures };
+      // RFC 8461 §10.2 asks senders to alert on refresh failures: a warning per failure, with the reason.
+      this.deps.logger.warn(
+        { domain, reason: error.reason, err: error.message, cachedId: cached.id, mode: cached.policy.mode, failures },
+        'policy refresh failed; cached policy stays in force',
+      );
+      const backoff = Math.min(retryMs * 2 ** Math.min(failures - 1, 20), Math.max(retryMs, this.options.failureBackoffMaxMs));
+      this.save(entry, now + retryMs, now + backoff);
+      this.observer.refresh?.('failed', domain);
       return { kind: 'policy', domain, entry, source: 'memory' };
     }
+    this.deps.logger.warn({ domain, reason: error.reason, err: error.message }, 'policy discovery failed');
     this.hot.set(domain, { kind: 'negative', why: 'failed', error, until: now + retryMs });
     return { kind: 'none', domain, why: 'failed', error };
   }
 
-  private remember(entry: CacheEntry, nextCheckAt: number): void {
-    this.hot.set(entry.domain, { kind: 'policy', entry, nextCheckAt });
+  private remember(entry: CacheEntry, nextCheckAt: number, refreshAt = this.proactiveRefreshAt(entry)): void {
+    this.hot.set(entry.domain, { kind: 'policy', entry, nextCheckAt, refreshAt });
   }
 
-  private save(entry: CacheEntry, nextCheckAt = entry.checkedAt + this.options.recheckIntervalMs): void {
-    this.remember(entry, nextCheckAt);
+  /** The earlier of "checked a day ago" and "half of max_age gone", spread by up to 10% (jitter). */
+  private proactiveRefreshAt(entry: CacheEntry): number {
+    const byInterval = entry.checkedAt + this.options.refreshIntervalMs;
+    const at = Math.min(byInterval, this.refetchAt(entry));
+    const span = Math.max(0, at - entry.checkedAt);
+    return at - Math.floor(Math.random() * span * 0.1);
+  }
+
+  private save(entry: CacheEntry, nextCheckAt = entry.checkedAt + this.options.recheckIntervalMs, refreshAt?: number): void {
+    this.remember(entry, nextCheckAt, refreshAt);
     this.deps.store?.put(entry).catch((err: unknown) => {
       this.deps.logger.warn({ domain: entry.domain, err: (err as Error).message }, 'cache store write failed');
     });

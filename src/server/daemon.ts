@@ -5,12 +5,15 @@ import type { PolicyStore } from '../cache/store.js';
 import { openStore } from '../cache/open-store.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import type { Resolver } from '../resolver/resolver.js';
+import { Refresher } from '../resolver/refresher.js';
+import type { ResolverObserver } from '../resolver/observer.js';
 import { startListeners, type Listeners } from './listen.js';
 import { postfixMapHandler } from './postfix-map.js';
 import { serveSocketmapConnection, type SocketmapServerOptions } from './socketmap.js';
 
 export interface Daemon {
   resolver: Resolver;
+  refresher: Refresher;
   store: PolicyStore;
   socketmap: Listeners;
   close(): Promise<void>;
@@ -20,13 +23,22 @@ export interface DaemonOverrides {
   /** Use this store instead of opening the configured one (tests). */
   store?: PolicyStore;
   now?: () => number;
+  observer?: ResolverObserver;
 }
 
 export async function startDaemon(config: Config, logger: Logger, overrides: DaemonOverrides = {}): Promise<Daemon> {
   const store =
     overrides.store ??
     (await openStore({ store: config.cache.store, path: config.cache.path, redisUrl: config.cache.redis_url }, logger));
-  const { resolver, fetcher } = assembleResolver(config, store, logger, overrides.now);
+  const { resolver, fetcher } = assembleResolver(config, store, logger, {
+    ...(overrides.now ? { now: overrides.now } : {}),
+    ...(overrides.observer ? { observer: overrides.observer } : {}),
+  });
+  const refresher = new Refresher(
+    resolver,
+    { tickMs: config.resolver.refresh_tick_ms, batch: config.resolver.refresh_batch, concurrency: config.resolver.refresh_concurrency },
+    logger,
+  );
   const handler = postfixMapHandler(resolver, config.zones);
   const s = config.socketmap;
   const options: SocketmapServerOptions = {
@@ -45,15 +57,28 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
     throw err;
   }
   logger.info({ listen: socketmap.addresses.map((a) => a.spec), store: store.kind }, 'mta-sts-sidecar ready');
+  // Answers already come from the store on a hot-tier miss; warming only lets the refresher see every entry.
+  resolver.warmFromStore().then(
+    (loaded) => {
+      if (loaded > 0) logger.info({ loaded }, 'cached policies loaded');
+      refresher.start();
+    },
+    (err: unknown) => {
+      logger.warn({ err: (err as Error).message }, 'could not read cached policies; starting cold');
+      refresher.start();
+    },
+  );
 
   let closing: Promise<void> | undefined;
   return {
     resolver,
+    refresher,
     store,
     socketmap,
     close() {
       closing ??= (async () => {
         await socketmap.close();
+        await refresher.stop();
         await resolver.settle();
         await fetcher.close();
         await store.flush();

@@ -19,6 +19,9 @@ const OPTIONS: ResolverOptions = {
   dnsFailureTtlMs: 30_000,
   memoryEntries: 100,
   maxConcurrentFetches: 2,
+  refreshIntervalMs: 86_400_000,
+  refetchAtFraction: 0.5,
+  failureBackoffMaxMs: 3_600_000,
 };
 
 const policyText = (mode = 'enforce', maxAge = 86400, mx = 'mx1.example.com') =>

@@ -1,0 +1,22 @@
+/**
+ * What the resolver reports as it works, for metrics and logs above it. Plain callbacks (no emitter) so
+ * that the answer path pays one optional call; every method is optional.
+ */
+import type { ReasonClass } from '../errors.js';
+import type { Mode } from '../sts/types.js';
+import type { LookupResult } from './types.js';
+
+export type LookupTier = 'memory' | 'negative' | 'store' | 'resolve';
+export type FetchOutcome = 'ok' | ReasonClass;
+export type RefreshOutcome = 'unchanged' | 'changed' | 'failed' | 'no-record';
+
+export interface ResolverObserver {
+  /** Every answered lookup, with the tier that answered it. */
+  lookup?(result: LookupResult, tier: LookupTier): void;
+  /** Every policy fetch attempt (and DNS discovery failures, as 'dns'), with its outcome. */
+  fetch?(outcome: FetchOutcome, domain: string): void;
+  /** Every background or proactive re-check of a cached policy. */
+  refresh?(outcome: RefreshOutcome, domain: string): void;
+  /** A policy was learned, replaced, or dropped (mode undefined when dropped). */
+  policy?(domain: string, mode: Mode | undefined): void;
+}
