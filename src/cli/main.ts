@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
+import { cacheExport, cacheForget, cacheList, cacheRefresh, cacheShow } from './cache.js';
 
 const VERSION = '0.1.0';
 
@@ -38,6 +39,28 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(s + '\n'),
       );
     });
+
+  const cache = program.command('cache').description('read and change the configured policy cache');
+  const cacheAction =
+    (run: (config: ReturnType<typeof loadConfig>, args: string[], json: boolean) => Promise<number>) =>
+    async (...received: unknown[]) => {
+      const command = received[received.length - 1] as Command;
+      const opts = command.opts<{ config?: string; json?: boolean }>();
+      process.exitCode = await run(loadConfig(opts.config), command.args, opts.json ?? false);
+    };
+  const out = (line: string) => process.stdout.write(line + '\n');
+  const cacheCommand = (name: string, description: string) =>
+    cache.command(name).description(description).option('-c, --config <file>', 'YAML config file (cache.* settings)');
+  cacheCommand('list', 'one line per cached domain').option('--json', 'print JSON', false)
+    .action(cacheAction((c, _a, json) => cacheList(c, { json }, out)));
+  cacheCommand('show', 'the cached policy of one domain').argument('<domain>').option('--json', 'print JSON', false)
+    .action(cacheAction((c, a, json) => cacheShow(c, a[0]!, { json }, out)));
+  cacheCommand('forget', 'remove a domain from the cache').argument('<domain>')
+    .action(cacheAction((c, a) => cacheForget(c, a[0]!, out)));
+  cacheCommand('refresh', 'resolve a domain now and store the result').argument('<domain>').option('--json', 'print JSON', false)
+    .action(cacheAction((c, a, json) => cacheRefresh(c, a[0]!, { json }, out)));
+  cacheCommand('export', 'every cached entry: JSON lines, or one JSON array with --json').option('--json', 'print one JSON array', false)
+    .action(cacheAction((c, _a, json) => cacheExport(c, { json }, out)));
 
   try {
     await program.parseAsync(argv);
