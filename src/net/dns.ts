@@ -23,6 +23,24 @@ export interface DnsClient {
   addresses(name: string): Promise<Address[]>;
 }
 
+/** One MX record (RFC 5321 §5.1). `exchange` is '' for a null MX ("0 .", RFC 7505). */
+export interface MxRecord {
+  exchange: string;
+  priority: number;
+}
+
+/** NXDOMAIN and NODATA are answers here too: a domain without MX records is a fact to report. */
+export type MxAnswer = { kind: 'records'; records: MxRecord[] } | { kind: 'nxdomain' } | { kind: 'nodata' };
+
+/**
+ * MX lookup, used by `check` (the daemon never needs it: the MTA chooses the MX). Kept apart from
+ * DnsClient so code and fakes that only need TXT and addresses do not have to provide it.
+ */
+export interface MxLookup {
+  /** Sorted by priority, then name. Throws StsError('dns') for SERVFAIL, timeouts, refusals. */
+  mx(name: string): Promise<MxAnswer>;
+}
+
 export interface DnsOptions {
   /** `IP` or `IP:PORT` (`[v6]:PORT`); empty = the system's resolv.conf. */
   servers: string[];
@@ -33,7 +51,7 @@ export interface DnsOptions {
 const NOT_FOUND = new Set(['ENOTFOUND', 'NXDOMAIN']);
 const NO_DATA = new Set(['ENODATA']);
 
-export function createDnsClient(options: DnsOptions): DnsClient {
+export function createDnsClient(options: DnsOptions): DnsClient & MxLookup {
   const resolver = new dnsPromises.Resolver({ timeout: options.timeoutMs, tries: options.tries });
   if (options.servers.length > 0) resolver.setServers(options.servers);
 
@@ -60,6 +78,19 @@ export function createDnsClient(options: DnsOptions): DnsClient {
       );
       if (failure) throw dnsError(name, 'A/AAAA', failure.reason);
       throw new StsError('dns', `${name}: no A or AAAA record`);
+    },
+    async mx(name) {
+      try {
+        const records = await resolver.resolveMx(name);
+        // node:dns gives the RRset in wire order; sort as RFC 5321 §5.1 has senders try them.
+        records.sort((a, b) => a.priority - b.priority || a.exchange.localeCompare(b.exchange));
+        return { kind: 'records', records: records.map(({ exchange, priority }) => ({ exchange, priority })) };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (NOT_FOUND.has(code)) return { kind: 'nxdomain' };
+        if (NO_DATA.has(code)) return { kind: 'nodata' };
+        throw dnsError(name, 'MX', err);
+      }
     },
   };
 }

@@ -51,7 +51,8 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
   return { resolver, fetcher };
 }
 
-function readCaFile(file: string | null): string | null {
+/** Reads `fetch.ca_file` (PEM), also for `check`, which trusts the same extra roots for MX certificates. */
+export function readCaFile(file: string | null): string | null {
   if (file === null) return null;
   let pem: string;
   try {
