@@ -1,0 +1,114 @@
+/** Proactive refresh: which cached policies are re-checked when, with no traffic to trigger it. */
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Refresher } from '../../src/resolver/refresher.js';
+import { StsError } from '../../src/errors.js';
+import type { RefreshOutcome } from '../../src/resolver/observer.js';
+import { MemoryStore } from '../../src/cache/memory-store.js';
+import { OPTIONS, policyText, world } from './resolver-world.js';
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+function refresherWorld() {
+  const outcomes: Array<[RefreshOutcome, string]> = [];
+  const w = world(new MemoryStore(), 1_000_000_000_000, { refresh: (o, d) => outcomes.push([o, d]) });
+  const refresher = new Refresher(w.resolver, { tickMs: 60_000, batch: 100, concurrency: 4 }, pino({ level: 'silent' }));
+  return { ...w, refresher, outcomes };
+}
+
+describe('proactive refresh', () => {
+  it('nothing is due right after a policy is learned', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('enforce', 7 * 86400));
+    await w.resolver.lookup('example.com');
+    expect(await w.refresher.tick()).toBe(0);
+  });
+
+  it('an idle domain is re-checked within the refresh interval (at least daily), without refetching', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('enforce', 30 * 86400));
+    await w.resolver.lookup('example.com');
+    w.advance(OPTIONS.refreshIntervalMs);
+    expect(await w.refresher.tick()).toBe(1);
+    expect(w.calls).toEqual({ txt: 2, fetch: 1 });
+    expect(w.outcomes).toEqual([['unchanged', 'example.com']]);
+    // Just re-checked: not due again until another interval has passed.
+    expect(await w.refresher.tick()).toBe(0);
+  });
+
+  it('a changed id is fetched by the refresher, before any mail asks', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('testing', 30 * 86400));
+    await w.resolver.lookup('example.com');
+    w.publish('example.com', 'a2', policyText('enforce', 30 * 86400));
+    w.advance(OPTIONS.refreshIntervalMs);
+    await w.refresher.tick();
+    expect(w.outcomes).toEqual([['changed', 'example.com']]);
+    expect(await w.resolver.lookup('example.com')).toMatchObject({ kind: 'policy', source: 'memory', entry: { id: 'a2', policy: { mode: 'enforce' } } });
+  });
+
+  it('a short-lived policy is refetched once half its max_age has passed, even with the same id (RFC 8461 §10.2)', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('enforce', 4 * 3600));
+    const first = await w.resolver.lookup('example.com');
+    w.advance(2 * HOUR);
+    expect(await w.refresher.tick()).toBe(1);
+    expect(w.calls.fetch).toBe(2);
+    const after = await w.resolver.lookup('example.com');
+    if (first.kind !== 'policy' || after.kind !== 'policy') throw new Error('expected policies');
+    expect(after.entry.expiresAt - first.entry.expiresAt).toBe(2 * HOUR);
+  });
+
+  it('a failing host is backed off: doubling delays, never more often than failure_retry', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('enforce', 30 * 86400));
+    await w.resolver.lookup('example.com');
+    w.publish('example.com', 'a2', new StsError('tls', 'CERT_HAS_EXPIRED'));
+    w.advance(OPTIONS.refreshIntervalMs);
+    const attemptsAt: number[] = [];
+    // Walk 12 hours in 5-minute steps; record when the refresher actually tries.
+    for (let t = 0; t <= 12 * HOUR; t += 5 * 60_000) {
+      const before = w.calls.fetch;
+      await w.refresher.tick();
+      if (w.calls.fetch > before) attemptsAt.push(t);
+      w.advance(5 * 60_000);
+    }
+    const gaps = attemptsAt.slice(1).map((t, i) => t - attemptsAt[i]!);
+    expect(attemptsAt.length).toBeGreaterThanOrEqual(3);
+    // Each gap at least as long as the one before, none shorter than failure_retry, capped by the max.
+    gaps.forEach((g, i) => {
+      expect(g).toBeGreaterThanOrEqual(OPTIONS.failureRetryMs);
+      if (i > 0) expect(g).toBeGreaterThanOrEqual(gaps[i - 1]!);
+      expect(g).toBeLessThanOrEqual(OPTIONS.failureBackoffMaxMs + 5 * 60_000);
+    });
+    // All the while the cached policy stays in force.
+    expect(await w.resolver.lookup('example.com')).toMatchObject({ kind: 'policy', entry: { id: 'a1', failures: attemptsAt.length } });
+  });
+
+  it('due domains are taken soonest first, at most a batch per tick', async () => {
+    const w = refresherWorld();
+    const small = new Refresher(w.resolver, { tickMs: 60_000, batch: 2, concurrency: 1 }, pino({ level: 'silent' }));
+    for (const d of ['a.example', 'b.example', 'c.example']) {
+      w.publish(d, 'x', policyText('enforce', 30 * 86400));
+      await w.resolver.lookup(d);
+      // Further apart than the refresh jitter (10% of a day), so the order is certain.
+      w.advance(3 * HOUR);
+    }
+    w.advance(DAY);
+    expect(await small.tick()).toBe(2);
+    expect(w.outcomes.map(([, d]) => d)).toEqual(['a.example', 'b.example']);
+    expect(await small.tick()).toBe(1);
+    expect(w.outcomes.map(([, d]) => d)).toEqual(['a.example', 'b.example', 'c.example']);
+  });
+
+  it('a policy past its max_age is never refreshed back to life from the cache', async () => {
+    const w = refresherWorld();
+    w.publish('example.com', 'a1', policyText('enforce', 3600));
+    await w.resolver.lookup('example.com');
+    w.publish('example.com', 'a1', new StsError('connect', 'ECONNREFUSED'));
+    w.advance(2 * HOUR);
+    await w.refresher.tick();
+    expect(await w.resolver.lookup('example.com')).toMatchObject({ kind: 'none', why: 'failed' });
+  });
+});
