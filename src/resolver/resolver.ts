@@ -289,8 +289,10 @@ export class Resolver implements PolicyLookup {
     if (cached) {
       const failures = cached.failures + 1;
       const entry = { ...cached, lastError: { reason: error.reason, message: error.message, at: now }, failures };
-      // RFC 8461 §10.2 asks senders to alert on refresh failures: a warning per failure, with the reason.
-      this.deps.logger.warn(
+      // RFC 8461 §10.2 asks senders to alert on refresh failures: a warning per failure of a policy that
+      // matters (enforce/testing), with the reason; a failing `none` policy is only news.
+      const level = cached.policy.mode === 'none' ? 'info' : 'warn';
+      this.deps.logger[level](
         { domain, reason: error.reason, err: error.message, cachedId: cached.id, mode: cached.policy.mode, failures },
         'policy refresh failed; cached policy stays in force',
       );
