@@ -47,6 +47,8 @@ export const DEFAULTS = {
     idle_timeout_ms: 300_000,
     /** A request started must be complete within this. */
     request_timeout_ms: 30_000,
+    /** On SIGTERM (and for listeners a reload removes), open connections get this long to finish their replies. */
+    shutdown_grace_ms: 5_000,
   },
   resolver: {
     /** Postfix's socketmap timeout is 100 s; we answer well inside it (from cache or NOTFOUND). */
@@ -138,5 +140,13 @@ export const DEFAULTS = {
   },
   log: {
     level: 'info' as string,
+    /** `json`: one pino JSON object per line (for journald, Loki, ...); `pretty`: one readable line, for a terminal. */
+    format: 'json' as 'json' | 'pretty',
+  },
+  http: {
+    /** Prometheus /metrics, /healthz and /readyz; loopback only by default. `[]` turns it off. */
+    listen: ['tcp:127.0.0.1:8462'],
+    /** Connections to the HTTP endpoint at once (scrapers and probes keep few). */
+    max_connections: 64,
   },
 } as const;

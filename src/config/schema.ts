@@ -18,6 +18,7 @@ export interface Config {
     max_connections: number;
     idle_timeout_ms: number;
     request_timeout_ms: number;
+    shutdown_grace_ms: number;
   };
   resolver: {
     answer_deadline_ms: number;
@@ -45,13 +46,16 @@ export interface Config {
   cache: { store: 'sqlite' | 'memory' | 'redis'; path: string; redis_url: string };
   /** Zone name (the socketmap map name) → settings; `default` applies to unknown names. */
   zones: Record<string, ZoneConfig>;
-  log: { level: string };
+  log: { level: string; format: 'json' | 'pretty' };
+  /** The metrics and health endpoint (/metrics, /healthz, /readyz); an empty list turns it off. */
+  http: { listen: string[]; max_connections: number };
 }
 
 type Check = (value: unknown, path: string) => unknown;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const STORES = ['sqlite', 'memory', 'redis'];
+const LOG_FORMATS = ['json', 'pretty'];
 
 const wholeNumber =
   (min: number, max = Number.MAX_SAFE_INTEGER, unit = ''): Check =>
@@ -122,6 +126,7 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     max_connections: wholeNumber(1, 1_000_000),
     idle_timeout_ms: ms(100),
     request_timeout_ms: ms(100),
+    shutdown_grace_ms: wholeNumber(0, 600_000, ' of milliseconds'),
   },
   resolver: {
     answer_deadline_ms: ms(10),
@@ -147,7 +152,8 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     user_agent: text,
   },
   cache: { store: oneOf(STORES), path: text, redis_url: text },
-  log: { level: oneOf(LOG_LEVELS) },
+  log: { level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) },
+  http: { listen: list(listenSpec), max_connections: wholeNumber(1, 100_000) },
 };
 const ZONE: Record<string, Check> = { strict_testing: bool, tlsrpt: bool };
 
@@ -160,6 +166,7 @@ export function defaultConfig(): Config {
     cache: { ...DEFAULTS.cache },
     zones: { default: { ...DEFAULTS.zone } },
     log: { ...DEFAULTS.log },
+    http: { ...DEFAULTS.http, listen: [...DEFAULTS.http.listen] },
   };
 }
 
