@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { StsError } from '../../src/errors.js';
+import { stsErrorOf } from './sts-error-of.js';
 import { isHostname, mxMatches, parseMxPattern, policyAllowsMx } from '../../src/sts/mx.js';
 import type { Policy } from '../../src/sts/types.js';
 
-function stsErrorOf(fn: () => unknown): StsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof StsError) return err;
-    throw err;
-  }
-  throw new Error('expected an StsError, nothing was thrown');
-}
 
 const label63 = 'a'.repeat(63);
 // Exactly 253 octets: four 61-octet labels, four dots, and a 5-octet last label.

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { StsError } from '../../src/errors.js';
+import { stsErrorOf } from './sts-error-of.js';
 import { parsePolicy } from '../../src/sts/policy.js';
 import type { Mode, Policy } from '../../src/sts/types.js';
 
-function stsErrorOf(fn: () => unknown): StsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof StsError) return err;
-    throw err;
-  }
-  throw new Error('expected an StsError, nothing was thrown');
-}
 
 /** Lines joined with LF, no final terminator. */
 const lf = (...lines: string[]) => lines.join('\n');

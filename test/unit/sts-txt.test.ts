@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { StsError } from '../../src/errors.js';
+import { stsErrorOf } from './sts-error-of.js';
 import { parseStsRecord, selectStsRecord } from '../../src/sts/txt.js';
 
-/** The StsError `fn` throws; fails the test when it throws nothing or something else. */
-function stsErrorOf(fn: () => unknown): StsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof StsError) return err;
-    throw err;
-  }
-  throw new Error('expected an StsError, nothing was thrown');
-}
 
 const ID32 = 'a'.repeat(32);
 const NAME32 = 'x'.repeat(32);
