@@ -34,6 +34,24 @@ export interface ListenerOptions {
   unixMode: number;
   /** close() waits this long for connections to finish before destroying them; default SHUTDOWN_GRACE_MS. */
   shutdownGraceMs?: number;
+  /**
+   * Sockets already listening, handed over by a service manager (systemd socket activation): a spec
+   * whose address one of them has uses it instead of binding. See src/server/systemd.ts.
+   */
+  inherited?: InheritedListeners;
+}
+
+/** A pool of inherited listening sockets; `take` removes the one bound to `spec`, if any. */
+export interface InheritedListeners {
+  take(spec: ListenSpec): InheritedListener | undefined;
+}
+
+export interface InheritedListener {
+  readonly server: Server;
+  /** Where it listens (for tcp, the actual port). */
+  readonly address: BoundAddress;
+  /** Deliver its connections, including any that arrived before this call, to `onConnection`. */
+  attach(onConnection: (socket: Socket) => void): void;
 }
 
 /** What a protocol hands back for a connection so close() can end it at a request boundary. */
@@ -45,9 +63,20 @@ export interface ConnectionControl {
 export type ConnectionCallback = (socket: Socket, listener: ListenSpec) => ConnectionControl | void;
 
 export interface Listeners {
+  /** The listeners bound now (update() changes them). */
   readonly addresses: readonly BoundAddress[];
   /** Connections currently open, across all listeners. */
   readonly connectionCount: number;
+  /**
+   * Makes the bound set equal to `specs` (config reload): binds the specs not bound yet (all or nothing:
+   * on failure nothing changes and the error names the spec), then stops the listeners no longer listed
+   * and ends their connections gracefully. Listeners in both keep running, connections included.
+   * `options` changes the connection limit and grace period from now on.
+   */
+  update(
+    specs: readonly (string | ListenSpec)[],
+    options?: Partial<Pick<ListenerOptions, 'maxConnections' | 'shutdownGraceMs' | 'unixMode'>>,
+  ): Promise<{ opened: string[]; closed: string[] }>;
   /** Stops accepting, ends open connections gracefully, removes unix socket files. Idempotent. */
   close(): Promise<void>;
 }
@@ -106,69 +135,119 @@ export async function startListeners(
   logger: Logger,
 ): Promise<Listeners> {
   const parsed = specs.map((s) => (typeof s === 'string' ? parseListenSpec(s) : s));
-  const connections = new Map<Socket, ConnectionControl | undefined>();
-  const limitLog = rateLimitedLog(logger, options.maxConnections);
-  const bound: BoundListener[] = [];
+  const current: ListenerOptions = { ...options };
+  const connections = new Map<Socket, { control: ConnectionControl | undefined; listener: BoundListener }>();
+  const limitLog = rateLimitedLog(logger, () => current.maxConnections);
+  let bound: BoundListener[] = [];
+  /** Connections of listeners that update() removed, still finishing; close() waits for them too. */
+  const draining = new Set<Promise<void>>();
   let closing = false;
 
   const accept = (listener: BoundListener, socket: Socket): void => {
     // A rejected socket may still report a reset; it must not become an uncaught 'error'.
     socket.on('error', () => {});
-    if (closing || !listener.ready) {
+    if (closing || !listener.ready || listener.stopped) {
       socket.destroy();
       return;
     }
-    if (connections.size >= options.maxConnections) {
+    if (connections.size >= current.maxConnections) {
       socket.destroy();
       limitLog();
       return;
     }
-    connections.set(socket, undefined);
+    const entry = { control: undefined as ConnectionControl | undefined, listener };
+    connections.set(socket, entry);
     socket.once('close', () => connections.delete(socket));
     try {
       const control = onConnection(socket, listener.spec);
-      if (control && connections.has(socket)) connections.set(socket, control);
+      if (control) entry.control = control;
     } catch (err) {
       logger.error({ err, listen: listener.spec.spec }, 'connection setup failed');
       socket.destroy();
     }
   };
 
-  try {
-    for (const spec of parsed) bound.push(await bind(spec, accept, options));
-  } catch (err) {
-    await Promise.all(bound.map((b) => b.close()));
-    throw err;
-  }
-  for (const b of bound) logger.info({ listen: b.address.spec, address: b.address }, 'listening');
+  /** Binds every spec or none: on failure, the ones already bound are closed again. */
+  const bindAll = async (list: readonly ListenSpec[]): Promise<BoundListener[]> => {
+    const done: BoundListener[] = [];
+    try {
+      for (const spec of list) done.push(await bind(spec, accept, current));
+    } catch (err) {
+      await Promise.all(done.map((b) => b.close()));
+      throw err;
+    }
+    for (const b of done) logger.info({ listen: b.address.spec, address: b.address, inherited: b.inherited || undefined }, 'listening');
+    return done;
+  };
+
+  /** Asks each connection to finish (ConnectionControl) and destroys what is left after the grace period. */
+  const drain = async (open: Socket[]): Promise<void> => {
+    for (const socket of open) {
+      const control = connections.get(socket)?.control;
+      if (control) control.shutdown();
+      else socket.end();
+    }
+    const allClosed = Promise.all(open.map((socket) => socketClosed(socket)));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, current.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
+    });
+    await Promise.race([allClosed, expired]);
+    clearTimeout(timer);
+    for (const socket of open) socket.destroy();
+    await allClosed;
+  };
+
+  bound = await bindAll(parsed);
+
+  const update: Listeners['update'] = async (specList, changed = {}) => {
+    if (closing) throw new Error('listeners are closed');
+    Object.assign(current, changed);
+    const wanted = new Map<string, ListenSpec>();
+    for (const s of specList) {
+      const spec = typeof s === 'string' ? parseListenSpec(s) : s;
+      wanted.set(spec.spec, spec);
+    }
+    const have = new Set(bound.map((b) => b.spec.spec));
+    const added = await bindAll([...wanted.values()].filter((spec) => !have.has(spec.spec)));
+    if (closing) {
+      // close() ran while we were binding: it did not see these.
+      await Promise.all(added.map((b) => b.close()));
+      throw new Error('listeners are closed');
+    }
+    const removed = bound.filter((b) => !wanted.has(b.spec.spec));
+    bound = [...bound.filter((b) => wanted.has(b.spec.spec)), ...added];
+    for (const b of removed) {
+      b.stopped = true;
+      logger.info({ listen: b.address.spec }, 'stopped listening');
+    }
+    // server.close() stops accepting at once but completes only when its connections are gone, so the
+    // drain runs beside it; close() waits for both.
+    const orphans = [...connections.entries()].filter(([, c]) => removed.includes(c.listener)).map(([socket]) => socket);
+    const pending: Promise<void> = Promise.all([...removed.map((b) => b.close()), drain(orphans)])
+      .then(() => undefined)
+      .finally(() => draining.delete(pending));
+    draining.add(pending);
+    return { opened: added.map((b) => b.spec.spec), closed: removed.map((b) => b.spec.spec) };
+  };
 
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     closing = true;
     const serversClosed = Promise.all(bound.map((b) => b.close()));
-    const open = [...connections.entries()];
-    for (const [socket, control] of open) {
-      if (control) control.shutdown();
-      else socket.end();
-    }
-    const allClosed = Promise.all(open.map(([socket]) => socketClosed(socket)));
-    const grace = options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, grace);
-    });
-    await Promise.race([allClosed, expired]);
-    clearTimeout(timer);
-    for (const [socket] of open) socket.destroy();
-    await allClosed;
+    await drain([...connections.keys()]);
+    await Promise.all([...draining]);
     await serversClosed;
   };
 
   return {
-    addresses: bound.map((b) => b.address),
+    get addresses() {
+      return bound.map((b) => b.address);
+    },
     get connectionCount() {
       return connections.size;
     },
+    update,
     close: () => (closed ??= close()),
   };
 }
@@ -178,6 +257,10 @@ interface BoundListener {
   address: BoundAddress;
   /** False until a unix socket has its final mode: connections before that are refused. */
   ready: boolean;
+  /** Set when update() removes it: connections that race the close are refused. */
+  stopped: boolean;
+  /** Handed over by the service manager rather than bound here. */
+  inherited: boolean;
   close(): Promise<void>;
 }
 
@@ -186,11 +269,27 @@ async function bind(
   accept: (listener: BoundListener, socket: Socket) => void,
   options: ListenerOptions,
 ): Promise<BoundListener> {
+  const inherited = options.inherited?.take(spec);
+  if (inherited) {
+    // The service manager owns the socket (and a unix socket's file and mode): we only accept on it.
+    const listener: BoundListener = {
+      spec,
+      address: inherited.address,
+      ready: true,
+      stopped: false,
+      inherited: true,
+      close: () => closeServer(inherited.server),
+    };
+    inherited.attach((socket) => accept(listener, socket));
+    return listener;
+  }
   const server = net.createServer();
   const listener: BoundListener = {
     spec,
     address: spec,
     ready: spec.kind === 'tcp',
+    stopped: false,
+    inherited: false,
     close: () => closeServer(server),
   };
   server.on('connection', (socket) => accept(listener, socket));
@@ -296,7 +395,7 @@ function socketClosed(socket: Socket): Promise<void> {
 }
 
 /** A log line the first time the limit bites, then at most one per interval, counting the rest. */
-function rateLimitedLog(logger: Logger, maxConnections: number): () => void {
+function rateLimitedLog(logger: Logger, maxConnections: () => number): () => void {
   let lastAt = -Infinity;
   let suppressed = 0;
   return () => {
@@ -306,7 +405,7 @@ function rateLimitedLog(logger: Logger, maxConnections: number): () => void {
       return;
     }
     logger.warn(
-      { maxConnections, refusedSinceLastLog: suppressed + 1 },
+      { maxConnections: maxConnections(), refusedSinceLastLog: suppressed + 1 },
       'connection limit reached; closing new connections',
     );
     lastAt = now;
