@@ -50,6 +50,18 @@ export const DEFAULTS = {
     /** On SIGTERM (and for listeners a reload removes), open connections get this long to finish their replies. */
     shutdown_grace_ms: 5_000,
   },
+  exim: {
+    /** No Exim listener unless configured (docs/decisions.md "Exim"). */
+    listen: [] as string[],
+    /** Unix socket mode: owner and group (Exim's transports run as Debian-exim; give the socket that group). */
+    unix_mode: 0o660,
+    /** `mx DOMAIN MXHOST`: two names of at most 253 octets each; 1 KiB is generous. */
+    max_request_bytes: 1024,
+    /** Connections beyond this are closed at accept; each Exim lookup holds one for a moment. */
+    max_connections: 1000,
+    /** The request line must arrive within this; Exim writes it at once after connecting. */
+    request_timeout_ms: 10_000,
+  },
   resolver: {
     /** Postfix's socketmap timeout is 100 s; we answer well inside it (from cache or NOTFOUND). */
     answer_deadline_ms: 10_000,

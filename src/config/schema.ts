@@ -20,6 +20,14 @@ export interface Config {
     request_timeout_ms: number;
     shutdown_grace_ms: number;
   };
+  /** The Exim line protocol (src/server/exim.ts); no listener while `listen` is empty. */
+  exim: {
+    listen: string[];
+    unix_mode: number;
+    max_request_bytes: number;
+    max_connections: number;
+    request_timeout_ms: number;
+  };
   resolver: {
     answer_deadline_ms: number;
     negative_ttl_ms: number;
@@ -128,6 +136,13 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     request_timeout_ms: ms(100),
     shutdown_grace_ms: wholeNumber(0, 600_000, ' of milliseconds'),
   },
+  exim: {
+    listen: list(listenSpec),
+    unix_mode: fileMode,
+    max_request_bytes: wholeNumber(64, 1 << 20, ' of bytes'),
+    max_connections: wholeNumber(1, 1_000_000),
+    request_timeout_ms: ms(100),
+  },
   resolver: {
     answer_deadline_ms: ms(10),
     negative_ttl_ms: ms(0),
@@ -160,6 +175,7 @@ const ZONE: Record<string, Check> = { strict_testing: bool, tlsrpt: bool };
 export function defaultConfig(): Config {
   return {
     socketmap: { ...DEFAULTS.socketmap, listen: [...DEFAULTS.socketmap.listen] },
+    exim: { ...DEFAULTS.exim, listen: [...DEFAULTS.exim.listen] },
     resolver: { ...DEFAULTS.resolver },
     dns: { ...DEFAULTS.dns, servers: [] },
     fetch: { ...DEFAULTS.fetch },

@@ -7,6 +7,8 @@ import { assembleResolver } from '../resolver/assemble.js';
 import type { Resolver } from '../resolver/resolver.js';
 import { Refresher } from '../resolver/refresher.js';
 import type { ResolverObserver } from '../resolver/observer.js';
+import { serveEximConnection, type EximServerOptions } from './exim.js';
+import { eximLookupHandler } from './exim-lookup.js';
 import { startListeners, type Listeners } from './listen.js';
 import { postfixMapHandler } from './postfix-map.js';
 import { serveSocketmapConnection, type SocketmapServerOptions } from './socketmap.js';
@@ -16,6 +18,8 @@ export interface Daemon {
   refresher: Refresher;
   store: PolicyStore;
   socketmap: Listeners;
+  /** The Exim line protocol listeners; undefined when `exim.listen` is empty. */
+  exim: Listeners | undefined;
   close(): Promise<void>;
 }
 
@@ -56,7 +60,29 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
     await store.close();
     throw err;
   }
-  logger.info({ listen: socketmap.addresses.map((a) => a.spec), store: store.kind }, 'mta-sts-sidecar ready');
+  let exim: Listeners | undefined;
+  if (config.exim.listen.length > 0) {
+    const e = config.exim;
+    const eximOptions: EximServerOptions = {
+      maxRequestBytes: e.max_request_bytes,
+      maxConnections: e.max_connections,
+      requestTimeoutMs: e.request_timeout_ms,
+      unixMode: e.unix_mode,
+    };
+    const eximHandler = eximLookupHandler(resolver);
+    try {
+      exim = await startListeners(e.listen, (socket) => serveEximConnection(socket, eximHandler, eximOptions, logger), eximOptions, logger);
+    } catch (err) {
+      await socketmap.close();
+      await fetcher.close();
+      await store.close();
+      throw err;
+    }
+  }
+  logger.info(
+    { listen: socketmap.addresses.map((a) => a.spec), exim: exim?.addresses.map((a) => a.spec) ?? [], store: store.kind },
+    'mta-sts-sidecar ready',
+  );
   // Answers already come from the store on a hot-tier miss; warming only lets the refresher see every entry.
   resolver.warmFromStore().then(
     (loaded) => {
@@ -75,9 +101,10 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
     refresher,
     store,
     socketmap,
+    exim,
     close() {
       closing ??= (async () => {
-        await socketmap.close();
+        await Promise.all([socketmap.close(), exim?.close()]);
         await refresher.stop();
         await resolver.settle();
         await fetcher.close();

@@ -1,0 +1,96 @@
+/**
+ * What Exim is told: one reply line of `key=value` pairs, read by the `${readsocket}` expansion and taken
+ * apart with `${extract{key}{...}}` (Exim spec, chapter "String expansions"). This file is the only place
+ * that writes Exim replies; the line protocol itself is src/server/exim.ts.
+ *
+ *   policy DOMAIN        -> mode=enforce mx="mx1.example.com *.example.net" id=20240101 max_age=86400
+ *                           mode=none reason=no-record                     (no policy)
+ *   mx DOMAIN MXHOST     -> allowed=yes mode=enforce mx="..."
+ *                           allowed=yes mode=none reason=no-record         (no policy)
+ *   anything bad         -> error="..."
+ *
+ * A reply that has no `mode` key is never an answer: the contrib Exim config defers on it.
+ */
+import type { LookupResult, NoPolicyWhy } from '../resolver/types.js';
+import { policyAllowsMx } from '../sts/mx.js';
+import type { Mode, Policy } from '../sts/types.js';
+import { patternText } from './postfix.js';
+
+/** What the resolver decided for one domain, as the Exim replies need it. */
+export type EximVerdict =
+  | { kind: 'policy'; id: string; policy: Policy }
+  | { kind: 'none'; why: NoPolicyWhy };
+
+/** Longest error reason we send; the daemon's log has the rest. */
+const MAX_REASON_CHARS = 200;
+
+export function eximVerdictOf(result: LookupResult): EximVerdict {
+  if (result.kind === 'none') return { kind: 'none', why: result.why };
+  return { kind: 'policy', id: result.entry.id, policy: result.entry.policy };
+}
+
+/** Reply to `policy DOMAIN`: the policy's facts, or `mode=none` with the reason there is none. */
+export function eximPolicyReply(verdict: EximVerdict): string {
+  if (verdict.kind === 'none') return line([['mode', 'none'], ['reason', verdict.why]]);
+  const { policy } = verdict;
+  return line([
+    ['mode', policy.mode],
+    ['mx', mxList(policy)],
+    ['id', verdict.id],
+    ['max_age', String(policy.maxAge)],
+  ]);
+}
+
+/**
+ * Reply to `mx DOMAIN MXHOST`. `allowed=yes` unless the policy is `enforce` or `testing` and no mx
+ * pattern matches the host by RFC 8461 §4.1 (exact names, `*.` covering exactly one label). A testing
+ * policy is reported like an enforce one: whether to enforce it is the Exim router's choice (RFC 8461
+ * §5 says not to), and a host that fails it is worth refusing once the router chose to.
+ */
+export function eximMxReply(verdict: EximVerdict, host: string): string {
+  if (verdict.kind === 'none') return line([['allowed', 'yes'], ['mode', 'none'], ['reason', verdict.why]]);
+  const { policy } = verdict;
+  return line([
+    ['allowed', yesNo(mxAllowed(policy.mode, policy, host))],
+    ['mode', policy.mode],
+    ['mx', mxList(policy)],
+  ]);
+}
+
+/** A request we will not answer; the connection closes after it. */
+export function eximErrorReply(reason: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = reason.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, MAX_REASON_CHARS);
+  return line([['error', clean]]);
+}
+
+/**
+ * One value as `${extract}` reads it back unchanged (Exim expand.c expand_getkeyed + string_dequote):
+ * an unquoted value runs to the next white space, and a value starting with `"` is dequoted with
+ * backslash escapes. So a value that is empty, holds white space, `"` or `\`, is quoted, and inside the
+ * quotes `\` and `"` are escaped. The set left bare is the one our values use (names, modes, numbers).
+ */
+export function eximValue(value: string): string {
+  if (/^[A-Za-z0-9._*:@/+-]+$/.test(value)) return value;
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+function mxAllowed(mode: Mode, policy: Policy, host: string): boolean {
+  // RFC 8461 §5: mode none means "no policy": nothing constrains the MX hosts.
+  if (mode === 'none') return true;
+  return policyAllowsMx(policy, host);
+}
+
+/** RFC 8461 §3.2 patterns in their text form, space-separated (a list Exim can split with `<space`). */
+function mxList(policy: Policy): string {
+  return policy.mx.map(patternText).join(' ');
+}
+
+function yesNo(b: boolean): string {
+  return b ? 'yes' : 'no';
+}
+
+/** The reply line, newline-terminated: `${readsocket}`'s eol argument can turn that into a space. */
+function line(pairs: Array<[key: string, value: string]>): string {
+  return pairs.map(([k, v]) => `${k}=${eximValue(v)}`).join(' ') + '\n';
+}
