@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
+import { registerCheck } from './check.js';
 import { cacheExport, cacheForget, cacheList, cacheRefresh, cacheShow } from './cache.js';
 
 const VERSION = '0.1.0';
@@ -61,6 +62,8 @@ export async function main(argv: string[]): Promise<void> {
     .action(cacheAction((c, a, json) => cacheRefresh(c, a[0]!, { json }, out)));
   cacheCommand('export', 'every cached entry: JSON lines, or one JSON array with --json').option('--json', 'print one JSON array', false)
     .action(cacheAction((c, _a, json) => cacheExport(c, { json }, out)));
+
+  registerCheck(program);
 
   try {
     await program.parseAsync(argv);
