@@ -172,6 +172,11 @@ const SECTIONS: Record<string, Record<string, Check>> = {
 };
 const ZONE: Record<string, Check> = { strict_testing: bool, tlsrpt: bool };
 
+/** The configurable keys of each section (zones aside), in schema order: for printing a config back. */
+export function configKeys(): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(SECTIONS).map(([section, checks]) => [section, Object.keys(checks)]));
+}
+
 export function defaultConfig(): Config {
   return {
     socketmap: { ...DEFAULTS.socketmap, listen: [...DEFAULTS.socketmap.listen] },
