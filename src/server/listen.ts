@@ -54,6 +54,16 @@ export interface InheritedListener {
   attach(onConnection: (socket: Socket) => void): void;
 }
 
+/** What a reload may change about a running group of listeners. */
+export type ListenerChanges = Partial<Pick<ListenerOptions, 'maxConnections' | 'shutdownGraceMs' | 'unixMode'>>;
+
+export interface PendingListenerUpdate {
+  readonly opened: string[];
+  readonly closed: string[];
+  commit(): void;
+  abort(): Promise<void>;
+}
+
 /** What a protocol hands back for a connection so close() can end it at a request boundary. */
 export interface ConnectionControl {
   /** Stop taking requests, write the replies still owed, then end the connection. */
@@ -73,10 +83,13 @@ export interface Listeners {
    * and ends their connections gracefully. Listeners in both keep running, connections included.
    * `options` changes the connection limit and grace period from now on.
    */
-  update(
-    specs: readonly (string | ListenSpec)[],
-    options?: Partial<Pick<ListenerOptions, 'maxConnections' | 'shutdownGraceMs' | 'unixMode'>>,
-  ): Promise<{ opened: string[]; closed: string[] }>;
+  update(specs: readonly (string | ListenSpec)[], options?: ListenerChanges): Promise<{ opened: string[]; closed: string[] }>;
+  /**
+   * update() in two steps, for a caller that changes several groups at once: binds the new specs now
+   * (they accept connections already), and commit() stops the removed ones and applies `options`, or
+   * abort() closes the new ones again. One pending update at a time.
+   */
+  prepareUpdate(specs: readonly (string | ListenSpec)[], options?: ListenerChanges): Promise<PendingListenerUpdate>;
   /** Stops accepting, ends open connections gracefully, removes unix socket files. Idempotent. */
   close(): Promise<void>;
 }
@@ -200,23 +213,9 @@ export async function startListeners(
 
   bound = await bindAll(parsed);
 
-  const update: Listeners['update'] = async (specList, changed = {}) => {
-    if (closing) throw new Error('listeners are closed');
-    Object.assign(current, changed);
-    const wanted = new Map<string, ListenSpec>();
-    for (const s of specList) {
-      const spec = typeof s === 'string' ? parseListenSpec(s) : s;
-      wanted.set(spec.spec, spec);
-    }
-    const have = new Set(bound.map((b) => b.spec.spec));
-    const added = await bindAll([...wanted.values()].filter((spec) => !have.has(spec.spec)));
-    if (closing) {
-      // close() ran while we were binding: it did not see these.
-      await Promise.all(added.map((b) => b.close()));
-      throw new Error('listeners are closed');
-    }
-    const removed = bound.filter((b) => !wanted.has(b.spec.spec));
-    bound = [...bound.filter((b) => wanted.has(b.spec.spec)), ...added];
+  /** Stops `removed` now (no new connections) and lets their connections finish in the background. */
+  const retire = (removed: BoundListener[]): void => {
+    if (removed.length === 0) return;
     for (const b of removed) {
       b.stopped = true;
       logger.info({ listen: b.address.spec }, 'stopped listening');
@@ -228,7 +227,52 @@ export async function startListeners(
       .then(() => undefined)
       .finally(() => draining.delete(pending));
     draining.add(pending);
-    return { opened: added.map((b) => b.spec.spec), closed: removed.map((b) => b.spec.spec) };
+  };
+
+  const prepareUpdate: Listeners['prepareUpdate'] = async (specList, changes = {}) => {
+    if (closing) throw new Error('listeners are closed');
+    const wanted = new Map<string, ListenSpec>();
+    for (const s of specList) {
+      const spec = typeof s === 'string' ? parseListenSpec(s) : s;
+      wanted.set(spec.spec, spec);
+    }
+    const have = new Set(bound.map((b) => b.spec.spec));
+    const added = await bindAll([...wanted.values()].filter((spec) => !have.has(spec.spec)));
+    let settled = false;
+    const abort = async (): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      retire(added);
+      await Promise.all([...draining]);
+    };
+    if (closing) {
+      // close() ran while we were binding: it did not see these.
+      await abort();
+      throw new Error('listeners are closed');
+    }
+    const removed = bound.filter((b) => !wanted.has(b.spec.spec));
+    return {
+      opened: added.map((b) => b.spec.spec),
+      closed: removed.map((b) => b.spec.spec),
+      commit() {
+        if (settled) return;
+        settled = true;
+        if (closing) {
+          retire(added);
+          return;
+        }
+        Object.assign(current, changes);
+        bound = [...bound.filter((b) => wanted.has(b.spec.spec)), ...added];
+        retire(removed);
+      },
+      abort,
+    };
+  };
+
+  const update: Listeners['update'] = async (specList, changes) => {
+    const pending = await prepareUpdate(specList, changes);
+    pending.commit();
+    return { opened: pending.opened, closed: pending.closed };
   };
 
   let closed: Promise<void> | undefined;
@@ -248,6 +292,7 @@ export async function startListeners(
       return connections.size;
     },
     update,
+    prepareUpdate,
     close: () => (closed ??= close()),
   };
 }

@@ -136,3 +136,28 @@ describe('Listeners.update', () => {
     expect(await ask(first, '2')).toContain(':2');
   });
 });
+
+describe('Listeners.prepareUpdate', () => {
+  it('abort() closes what it bound and leaves the rest as it was', async () => {
+    const listeners = await echoListeners(['tcp:127.0.0.1:0']);
+    const tcp = listeners.addresses[0]!;
+    if (tcp.kind !== 'tcp') throw new Error('tcp expected');
+    const kept = await connectTo({ port: tcp.port });
+    const dir = await tempDir();
+    const pending = await listeners.prepareUpdate([`unix:${dir}/p.sock`]);
+    expect(pending).toMatchObject({ opened: [`unix:${dir}/p.sock`], closed: [tcp.spec] });
+    await pending.abort();
+    expect(listeners.addresses.map((a) => a.spec)).toEqual([tcp.spec]);
+    await expect(connectTo({ path: `${dir}/p.sock` })).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await ask(kept, 'still')).toBe('tcp:127.0.0.1:0:still');
+  });
+
+  it('commit() after close() binds nothing new', async () => {
+    const listeners = await echoListeners(['tcp:127.0.0.1:0']);
+    const dir = await tempDir();
+    const pending = await listeners.prepareUpdate([`unix:${dir}/late.sock`]);
+    await listeners.close();
+    pending.commit();
+    await expect(connectTo({ path: `${dir}/late.sock` })).rejects.toMatchObject({ code: expect.stringMatching(/^(ENOENT|ECONNREFUSED)$/) });
+  });
+});
