@@ -1,0 +1,99 @@
+/**
+ * The socketmap server over a real loopback socket, fed random streams in random chunks: every reply it
+ * writes is a netstring holding a well-formed socketmap(5) reply, it answers exactly the complete frames
+ * before the first framing error (plus one PERM for that error), and a fresh client is still answered
+ * correctly afterwards. Fewer inputs than the pure codec targets (each is a TCP connection); the codec
+ * itself takes its 100k inputs in netstring.fuzz.test.ts.
+ */
+import fc from 'fast-check';
+import net from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { startListeners, type Listeners } from '../../src/server/listen.js';
+import { encodeNetstring, NetstringDecoder } from '../../src/server/netstring.js';
+import { serveSocketmapConnection, socketmapServerOptions } from '../../src/server/socketmap.js';
+import { params } from './fuzz.js';
+import { referenceNetstrings } from './reference-grammar.js';
+
+const RUNS = 300;
+const MAX_REQUEST = 64;
+const REPLY = /^(?:OK secure match=mx\.[^\x00-\x1f ]+ servername=hostname|NOTFOUND |PERM [^\x00-\x1f\x7f]{1,500})$/u;
+const options = socketmapServerOptions({ maxRequestBytes: MAX_REQUEST, requestTimeoutMs: 2_000, idleTimeoutMs: 2_000 });
+let listeners: Listeners;
+let port: number;
+
+beforeAll(async () => {
+  const handler = async (_name: string, key: string) => (key.length % 2 ? `OK secure match=mx.${key.replace(/[^a-z.]/g, 'x')} servername=hostname` : 'NOTFOUND ');
+  listeners = await startListeners(['tcp:127.0.0.1:0'], (socket) => serveSocketmapConnection(socket, handler, options, pino({ level: 'silent' })), options, pino({ level: 'silent' }));
+  port = (listeners.addresses[0] as { port: number }).port;
+});
+afterAll(() => listeners?.close());
+
+/** Sends the chunks, half-closes, and collects every reply frame until the server closes (bounded). */
+function exchange(chunks: Buffer[]): Promise<{ replies: string[]; badFraming: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const decoder = new NetstringDecoder({ maxPayloadBytes: 200_000 });
+    const replies: string[] = [];
+    let badFraming = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('server did not finish the exchange within 5 s'));
+    }, 5_000);
+    socket.on('data', (d: Buffer) => {
+      try {
+        for (const f of decoder.feed(d)) replies.push(f.toString('utf8'));
+      } catch {
+        badFraming = true;
+      }
+    });
+    socket.on('error', () => {}); // a reset after PERM is allowed: the replies before it were read
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ replies, badFraming: badFraming || decoder.midFrame });
+    });
+    socket.on('connect', () => {
+      for (const c of chunks) socket.write(c);
+      socket.end();
+    });
+  });
+}
+
+const piece = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(fc.constantFrom('postfix ', 'x ', ''), fc.string({ unit: 'binary', maxLength: 20 })).map(([a, b]) => encodeNetstring(a + b)) },
+  { weight: 1, arbitrary: fc.constantFrom('1073741824:', '99:', '00:', ':', '3:abc;', '\0', '65:').map((s) => Buffer.from(s, 'latin1')) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 10 }).map((b) => Buffer.from(b)) },
+);
+const input = fc.tuple(fc.array(piece, { maxLength: 5 }), fc.array(fc.nat(), { maxLength: 4 })).map(([pieces, cuts]) => {
+  const bytes = Buffer.concat(pieces);
+  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const c of [...at, bytes.length]) {
+    chunks.push(bytes.subarray(from, c));
+    from = c;
+  }
+  return { bytes, chunks };
+});
+
+describe('fuzz: the socketmap server over a socket', () => {
+  it(`answers exactly the complete frames, each with a well-formed reply (${RUNS} connections)`, { timeout: 120_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(input, async ({ bytes, chunks }) => {
+        const want = referenceNetstrings(bytes, MAX_REQUEST);
+        const { replies, badFraming } = await exchange(chunks);
+        if (badFraming) throw new Error('the server wrote something that is not a netstring');
+        const bad = replies.find((r) => !REPLY.test(r));
+        if (bad !== undefined) throw new Error(`reply ${JSON.stringify(bad)} is not a socketmap(5) reply`);
+        // One reply per complete frame; a framing error adds a final PERM. (A stream cut mid-frame gets
+        // no reply for that frame: the peer closed.)
+        const expected = want.payloads.length + (want.error ? 1 : 0);
+        if (replies.length !== expected) throw new Error(`${replies.length} replies, expected ${expected}`);
+        if (want.error && !replies.at(-1)!.startsWith('PERM ')) throw new Error('framing error not answered with PERM');
+      }),
+      params(RUNS),
+    );
+    const after = await exchange([encodeNetstring('postfix example.com')]);
+    if (after.replies[0] !== 'OK secure match=mx.example.com servername=hostname') throw new Error(`afterwards: ${after.replies[0]}`);
+  });
+});
