@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Build the Debian package from this checkout:
+#
+#   npm run deb        ->  build/deb/mta-sts-sidecar_<version>_<arch>.deb (with its .buildinfo, .changes
+#                          and -dbgsym .deb); the .deb's path is the last line printed
+#
+# dpkg-buildpackage wants debian/ at the top of the source tree; ours lives in packaging/debian. So this
+# exports the working tree's files (tracked, and untracked but not ignored, as they are now: never
+# node_modules, dist or build output) to build/deb-tree/, copies packaging/debian to debian/ there,
+# runs `dpkg-buildpackage -us -uc -b` in it and moves the results to build/deb/ (or $DEB_OUT).
+# debian/rules runs `npm ci` (from npm's cache in ~/.npm when it can), compiles better-sqlite3 for
+# this machine's Node.js and prunes to production dependencies. When ccache is installed the C/C++
+# compiles go through it: the tree's path is fixed so that a rebuild of the same sources hits.
+# Build dependencies: packaging/debian/control (scripts/system-deps.sh installs them).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${DEB_OUT:-$root/build/deb}
+tree=$root/build/deb-tree
+src=$tree/mta-sts-sidecar
+
+command -v dpkg-buildpackage >/dev/null || { echo "build-deb: dpkg-buildpackage missing (apt-get install dpkg-dev debhelper)" >&2; exit 1; }
+
+mkdir -p "$root/build"
+exec 9>"$root/build/.deb.lock"
+flock 9   # one build at a time per checkout: they share build/deb-tree
+
+rm -rf "$tree"
+mkdir -p "$src"
+cd "$root"
+git ls-files -z --cached --others --exclude-standard |
+  while IFS= read -r -d '' f; do
+    # tracked files deleted in the working tree are not part of it
+    if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+  done |
+  tar --null -T - -cf - | tar -xf - -C "$src"
+cp -a packaging/debian "$src/debian"
+
+if command -v ccache >/dev/null && [ -z "${CC:-}${CXX:-}" ]; then
+  export CC="ccache gcc" CXX="ccache g++"
+fi
+
+cd "$src"
+dpkg-checkbuilddeps
+dpkg-buildpackage -us -uc -b
+
+mkdir -p "$out"
+rm -f "$out"/mta-sts-sidecar*.deb "$out"/mta-sts-sidecar_*.buildinfo "$out"/mta-sts-sidecar_*.changes
+# debian/files lists what dpkg-buildpackage wrote next to the source tree (.deb files, .buildinfo).
+for f in $(awk '{print $1}' debian/files); do mv "$tree/$f" "$out/"; done
+mv "$tree"/mta-sts-sidecar_*.changes "$out/"
+version=$(dpkg-parsechangelog -S Version)
+arch=$(dpkg-architecture -qDEB_HOST_ARCH)
+cd "$root"
+rm -rf "$tree"
+echo "$out/mta-sts-sidecar_${version}_${arch}.deb"
