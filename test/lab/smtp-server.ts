@@ -34,6 +34,8 @@ export interface SmtpServerOptions {
   hostname?: string;
   /** TLS versions accepted after STARTTLS. Default TLS 1.2 to 1.3. */
   minTlsVersion?: 'TLSv1' | 'TLSv1.2';
+  /** Highest TLS version; 'TLSv1.1' makes a legacy server (TLS 1.0/1.1 only, OpenSSL SECLEVEL=0). */
+  maxTlsVersion?: 'TLSv1.1' | 'TLSv1.3';
 }
 
 export interface SmtpServer {
@@ -54,7 +56,13 @@ const POLL_MS = 50;
 export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServer> {
   const hostname = opts.hostname ?? 'mx.lab.test';
   const context: SecureContext | null = opts.cert
-    ? createSecureContext({ key: opts.cert.keyPem, cert: opts.cert.certPem, minVersion: opts.minTlsVersion ?? 'TLSv1.2' })
+    ? createSecureContext({
+        key: opts.cert.keyPem,
+        cert: opts.cert.certPem,
+        ...(opts.maxTlsVersion === 'TLSv1.1'
+          ? { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }
+          : { minVersion: opts.minTlsVersion ?? 'TLSv1.2' }),
+      })
     : null;
   const messages: ReceivedMessage[] = [];
   const sessions: SmtpSession[] = [];
