@@ -162,7 +162,9 @@ function addressStep(id: 'policy-host-dns' | 'mx-dns', host: string, addresses: 
   if (refused.length > 0) {
     return { step: step(id, warn(`${host} resolves to ${all.join(', ')}; ${refused.join(', ')} not public`, fix), { ...extra, details }), usable };
   }
-  return { step: step(id, pass(`${host} resolves to ${all.join(', ')}`), { ...extra, details }), usable };
+  // mx-dns steps already name the MX host.
+  const subject = id === 'mx-dns' ? 'resolves' : `${host} resolves`;
+  return { step: step(id, pass(`${subject} to ${all.join(', ')}`), { ...extra, details }), usable };
 }
 
 /**
@@ -314,7 +316,8 @@ function normalHost(name: string): string {
 
 /** RFC 8461 §4.1: the MX host must match one of the policy's mx patterns. */
 export function judgeMxCovered(host: string, policy: Policy): Step {
-  const problem = hostnameProblem(host);
+  // RFC 1035 §3.3.9: an MX names a host; "192.0.2.1" reads as LDH labels, but no TLD is all digits.
+  const problem = /\.[0-9]+$/.test(host) ? 'an address, or a numeric top-level label' : hostnameProblem(host);
   if (problem !== undefined) {
     return step('mx-covered', fail(`the MX target is not a host name (${problem})`, 'point MX records at host names (RFC 5321 §5.1)'), { mx: host });
   }
