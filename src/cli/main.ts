@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
+import { runConfigCheck } from './config-check.js';
 import { registerCheck } from './check.js';
 import { cacheExport, cacheForget, cacheList, cacheRefresh, cacheShow } from './cache.js';
 
@@ -21,10 +22,19 @@ export async function main(argv: string[]): Promise<void> {
     .description('run the daemon (answers Postfix socketmap queries)')
     .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .action(async (opts: { config?: string; logLevel?: string }) => {
-      const config = loadConfig(opts.config);
-      if (opts.logLevel) config.log.level = opts.logLevel;
-      await runServe(config);
+    .option('--log-format <format>', 'json (one JSON object per line) or pretty (for a terminal)')
+    .action(async (opts: { config?: string; logLevel?: string; logFormat?: string }) => {
+      await runServe({ configFile: opts.config, logLevel: opts.logLevel, logFormat: opts.logFormat });
+    });
+
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('check')
+    .description('validate a config (also postfix-mta-sts-resolver\'s mta-sts-daemon.yml) and print the effective settings')
+    .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
+    .action((opts: { config?: string }) => {
+      process.exitCode = runConfigCheck(opts.config, (s) => process.stdout.write(s), (s) => process.stderr.write(s + '\n'));
     });
 
   program

@@ -1,28 +1,8 @@
-/** `mta-sts-sidecar serve`: run until SIGTERM/SIGINT, then drain and exit. */
-import { pino } from 'pino';
-import type { Config } from '../config/schema.js';
-import { startDaemon } from '../server/daemon.js';
+/** `mta-sts-sidecar serve`: run the daemon until SIGTERM/SIGINT (src/server/service.ts), then exit. */
+import { runService, type ServiceOptions } from '../server/service.js';
 
-/** SIGTERM must not hang: after this, exit even if something is still draining. */
-const STOP_DEADLINE_MS = 10_000;
-
-export async function runServe(config: Config): Promise<void> {
-  const logger = pino({ level: config.log.level, base: { service: 'mta-sts-sidecar' } });
-  const daemon = await startDaemon(config, logger);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      const force = setTimeout(() => {
-        logger.error('stop deadline passed; exiting');
-        process.exit(1);
-      }, STOP_DEADLINE_MS);
-      force.unref();
-      daemon.close().then(resolve, (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+export async function runServe(options: ServiceOptions): Promise<void> {
+  const code = await runService(options);
+  // Exit now rather than when the event loop drains: a stop is bounded, whatever handle is left.
+  process.exit(code);
 }

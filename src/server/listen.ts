@@ -181,10 +181,10 @@ export async function startListeners(
   };
 
   /** Binds every spec or none: on failure, the ones already bound are closed again. */
-  const bindAll = async (list: readonly ListenSpec[]): Promise<BoundListener[]> => {
+  const bindAll = async (list: readonly ListenSpec[], with_: ListenerOptions = current): Promise<BoundListener[]> => {
     const done: BoundListener[] = [];
     try {
-      for (const spec of list) done.push(await bind(spec, accept, current));
+      for (const spec of list) done.push(await bind(spec, accept, with_));
     } catch (err) {
       await Promise.all(done.map((b) => b.close()));
       throw err;
@@ -237,7 +237,10 @@ export async function startListeners(
       wanted.set(spec.spec, spec);
     }
     const have = new Set(bound.map((b) => b.spec.spec));
-    const added = await bindAll([...wanted.values()].filter((spec) => !have.has(spec.spec)));
+    const added = await bindAll(
+      [...wanted.values()].filter((spec) => !have.has(spec.spec)),
+      { ...current, ...changes },
+    );
     let settled = false;
     const abort = async (): Promise<void> => {
       if (settled) return;

@@ -1,0 +1,104 @@
+/**
+ * The policy side of the daemon as one unit: store, resolver (with its DNS client and fetcher) and the
+ * proactive refresher. A reload that changes resolver, dns, fetch or cache settings builds a new unit
+ * and retires the old one (src/server/reload.ts); the listeners never see the swap.
+ */
+import type { Logger } from 'pino';
+import { openStore } from '../cache/open-store.js';
+import type { PolicyStore } from '../cache/store.js';
+import type { Config } from '../config/schema.js';
+import type { PolicyFetcher } from '../net/policy-fetch.js';
+import { assembleResolver } from '../resolver/assemble.js';
+import type { ResolverObserver } from '../resolver/observer.js';
+import { Refresher } from '../resolver/refresher.js';
+import type { Resolver } from '../resolver/resolver.js';
+
+/** At shutdown, how long resolutions under way may take to finish and reach the store. */
+export const SETTLE_ON_STOP_MS = 1_000;
+/** How long /readyz waits for the store to answer a read. */
+export const STORE_PROBE_TIMEOUT_MS = 1_000;
+/** A key no lookup ever uses (not a normalised domain), read to see whether the store answers. */
+const PROBE_KEY = 'readyz.probe.invalid.';
+
+export interface Core {
+  store: PolicyStore;
+  resolver: Resolver;
+  fetcher: PolicyFetcher;
+  refresher: Refresher;
+}
+
+export interface CoreExtras {
+  observer?: ResolverObserver;
+  now?: () => number;
+}
+
+export function openConfiguredStore(config: Config, logger: Logger): Promise<PolicyStore> {
+  return openStore({ store: config.cache.store, path: config.cache.path, redisUrl: config.cache.redis_url }, logger);
+}
+
+/** Builds (does not start) a core over `store`. Throws ConfigError when fetch.ca_file is unusable. */
+export function buildCore(config: Config, store: PolicyStore, logger: Logger, extras: CoreExtras = {}): Core {
+  const { resolver, fetcher } = assembleResolver(config, store, logger, {
+    ...(extras.now ? { now: extras.now } : {}),
+    ...(extras.observer ? { observer: extras.observer } : {}),
+  });
+  const r = config.resolver;
+  const refresher = new Refresher(resolver, { tickMs: r.refresh_tick_ms, batch: r.refresh_batch, concurrency: r.refresh_concurrency }, logger);
+  return { store, resolver, fetcher, refresher };
+}
+
+/**
+ * Loads the store's policies into the hot tier, then starts the refresher. Answers do not wait for
+ * this: a hot-tier miss reads the store directly; warming only lets the refresher see every entry.
+ */
+export function startCore(core: Core, logger: Logger): void {
+  core.resolver.warmFromStore().then(
+    (loaded) => {
+      if (loaded > 0) logger.info({ loaded }, 'cached policies loaded');
+      core.refresher.start();
+    },
+    (err: unknown) => {
+      logger.warn({ err: (err as Error).message }, 'could not read cached policies; starting cold');
+      core.refresher.start();
+    },
+  );
+}
+
+/**
+ * Stops refreshing, lets resolutions under way finish (at most `settleMs`, when given: at shutdown, an
+ * answer owed to nobody is not worth waiting for), closes the fetcher (which waits for fetches still
+ * running, each bounded by fetch.timeout_ms), then flushes and, if asked, closes the store.
+ */
+export async function stopCore(core: Core, options: { closeStore: boolean; settleMs?: number }): Promise<void> {
+  await core.refresher.stop();
+  if (options.settleMs === undefined) await core.resolver.settle();
+  else await boundedWait(core.resolver.settle(), options.settleMs);
+  await core.fetcher.close();
+  await core.store.flush();
+  if (options.closeStore) await core.store.close();
+}
+
+async function boundedWait(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** Whether the store answers a read within STORE_PROBE_TIMEOUT_MS: `ok`, or why not. */
+export async function probeStore(store: PolicyStore, timeoutMs = STORE_PROBE_TIMEOUT_MS): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      store.get(PROBE_KEY).then(
+        () => 'ok',
+        (err: unknown) => `unreachable: ${(err as Error).message}`,
+      ),
+      expired,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

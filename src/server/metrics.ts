@@ -1,0 +1,237 @@
+/**
+ * Prometheus metrics: one registry per daemon, fed by the resolver (through ResolverObserver), by the
+ * protocol handlers (answers by class and zone, answer latency) and, at scrape time, by gauges that ask
+ * the live objects (policies by mode, open connections). Every label has a closed set of values: zone
+ * names come from the config, never from a request, so a client cannot grow the series count.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { REASONS } from '../errors.js';
+import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
+import type { LookupResult } from '../resolver/types.js';
+
+export const METRIC_PREFIX = 'mta_sts_sidecar_';
+
+/** What a reply told the MTA, from its first word (socketmap(5): OK, NOTFOUND, PERM, TEMP). */
+export type AnswerClass = 'secure' | 'notfound' | 'perm' | 'temp';
+export const ANSWER_CLASSES: readonly AnswerClass[] = ['secure', 'notfound', 'perm', 'temp'];
+export const FETCH_OUTCOMES: readonly FetchOutcome[] = ['ok', ...(Object.keys(REASONS) as FetchOutcome[])];
+export const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['unchanged', 'changed', 'failed', 'no-record'];
+export const CACHE_TIERS = ['memory', 'store'] as const;
+export type CacheTier = (typeof CACHE_TIERS)[number];
+const MODES = ['enforce', 'testing', 'none'] as const;
+
+/**
+ * Answer latency buckets in seconds. A hot-tier answer takes well under a millisecond, a store read a
+ * few, a resolution up to resolver.answer_deadline_ms (10 s by default): fine steps below 1 ms, coarse above.
+ */
+export const ANSWER_SECONDS_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+/** A reply handler: map name and key in, reply payload out (the socketmap handler's shape). */
+export type ReplyHandler = (name: string, key: string) => Promise<string>;
+
+/** Where scrape-time gauges read their values; each may change over the daemon's life (reload). */
+export interface MetricSources {
+  policyCounts?: () => Record<(typeof MODES)[number], number>;
+  /** Open connections per protocol (`socketmap`, `http`, ...). */
+  connections?: () => Record<string, number>;
+}
+
+export interface MetricsOptions {
+  /** Also export prom-client's process and Node.js runtime metrics (default true). */
+  processMetrics?: boolean;
+}
+
+/** The first word of a reply decides its class; anything unexpected counts as temp (a failure). */
+export function answerClass(reply: string): AnswerClass {
+  if (reply.startsWith('OK ') || reply === 'OK') return 'secure';
+  if (reply.startsWith('NOTFOUND')) return 'notfound';
+  if (reply.startsWith('PERM')) return 'perm';
+  return 'temp';
+}
+
+/**
+ * Cache hits and misses per tier, from the tier that answered a lookup: the memory (hot) tier holds
+ * policies and remembered absences; a miss there reads the persistent store; a miss there resolves.
+ */
+export function cacheOutcomes(tier: LookupTier): Array<[CacheTier, 'hit' | 'miss']> {
+  switch (tier) {
+    case 'memory':
+    case 'negative':
+      return [['memory', 'hit']];
+    case 'store':
+      return [
+        ['memory', 'miss'],
+        ['store', 'hit'],
+      ];
+    case 'resolve':
+      return [
+        ['memory', 'miss'],
+        ['store', 'miss'],
+      ];
+  }
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Pass to the resolver (startDaemon does). */
+  readonly observer: ResolverObserver;
+  private sources: MetricSources = {};
+  private readonly queries: Counter<'protocol' | 'answer' | 'zone'>;
+  private readonly answerSeconds: Histogram<'protocol'>;
+  private readonly cacheHits: Counter<'tier'>;
+  private readonly cacheMisses: Counter<'tier'>;
+  private readonly fetches: Counter<'outcome'>;
+  private readonly refreshes: Counter<'outcome'>;
+  private readonly policyEvents: Counter<'event'>;
+  private readonly reloads: Counter<'result'>;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    this.queries = new Counter({
+      name: `${p}queries_total`,
+      help: 'Lookups answered, by protocol, answer class (secure, notfound, perm, temp) and configured zone',
+      labelNames: ['protocol', 'answer', 'zone'],
+      registers,
+    });
+    this.answerSeconds = new Histogram({
+      name: `${p}answer_duration_seconds`,
+      help: 'Time from a parsed request to its reply',
+      labelNames: ['protocol'],
+      buckets: ANSWER_SECONDS_BUCKETS,
+      registers,
+    });
+    this.cacheHits = new Counter({
+      name: `${p}cache_hits_total`,
+      help: 'Lookups answered by a cache tier (memory includes remembered absences)',
+      labelNames: ['tier'],
+      registers,
+    });
+    this.cacheMisses = new Counter({
+      name: `${p}cache_misses_total`,
+      help: 'Lookups a cache tier could not answer',
+      labelNames: ['tier'],
+      registers,
+    });
+    this.fetches = new Counter({
+      name: `${p}fetches_total`,
+      help: 'Policy discoveries and fetches, by outcome: ok or the failure class (see docs/errors.md)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.refreshes = new Counter({
+      name: `${p}refreshes_total`,
+      help: 'Re-checks of cached policies, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.policyEvents = new Counter({
+      name: `${p}policy_updates_total`,
+      help: 'Policies stored (learned, changed or refetched) by mode, or dropped at expiry (mode="expired")',
+      labelNames: ['event'],
+      registers,
+    });
+    this.reloads = new Counter({
+      name: `${p}config_reloads_total`,
+      help: 'SIGHUP config reloads, by result',
+      labelNames: ['result'],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: `${p}policies`,
+      help: 'Cached policies in the memory tier, by mode',
+      labelNames: ['mode'],
+      registers,
+      collect() {
+        const counts = self.sources.policyCounts?.();
+        for (const mode of MODES) this.set({ mode }, counts?.[mode] ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${p}open_connections`,
+      help: 'Client connections open now, by protocol',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [protocol, n] of Object.entries(self.sources.connections?.() ?? {})) this.set({ protocol }, n);
+      },
+    });
+
+    // Series that exist from the start, so rate() and absent() work before the first event.
+    for (const outcome of FETCH_OUTCOMES) this.fetches.inc({ outcome }, 0);
+    for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ outcome }, 0);
+    for (const tier of CACHE_TIERS) {
+      this.cacheHits.inc({ tier }, 0);
+      this.cacheMisses.inc({ tier }, 0);
+    }
+    for (const result of ['ok', 'failed']) this.reloads.inc({ result }, 0);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
+
+    this.observer = {
+      lookup: (_result: LookupResult, tier: LookupTier) => {
+        for (const [t, outcome] of cacheOutcomes(tier)) (outcome === 'hit' ? this.cacheHits : this.cacheMisses).inc({ tier: t });
+      },
+      fetch: (outcome) => this.fetches.inc({ outcome }),
+      refresh: (outcome) => this.refreshes.inc({ outcome }),
+      policy: (_domain, mode) => this.policyEvents.inc({ event: mode ?? 'expired' }),
+    };
+  }
+
+  /** Replace the scrape-time sources (at start and after a reload swaps the resolver). */
+  setSources(sources: MetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  /** Create the query series of every answer class for these zones, at 0. */
+  declareZones(protocol: string, zones: Iterable<string>): void {
+    for (const zone of zones) for (const answer of ANSWER_CLASSES) this.queries.inc({ protocol, answer, zone }, 0);
+  }
+
+  /**
+   * Wraps a reply handler: times it and counts its reply by class and by the zone `zoneOf(name)` names
+   * (the configured zone the map name selects, so unknown names count as `default`). A rejection counts
+   * as temp, which is what the protocol layer answers for it, and is passed on unchanged.
+   */
+  countReplies(protocol: string, handler: ReplyHandler, zoneOf: (name: string) => string): ReplyHandler {
+    return async (name, key) => {
+      const started = process.hrtime.bigint();
+      let answer: AnswerClass = 'temp';
+      try {
+        const reply = await handler(name, key);
+        answer = answerClass(reply);
+        return reply;
+      } finally {
+        this.answerSeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
+        this.queries.inc({ protocol, answer, zone: zoneOf(name) });
+      }
+    };
+  }
+
+  countReload(result: 'ok' | 'failed'): void {
+    this.reloads.inc({ result });
+  }
+
+  /** The text exposition format, as served on /metrics. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** One observer that calls each given observer in turn (metrics and a caller's own). */
+export function combineObservers(...observers: Array<ResolverObserver | undefined>): ResolverObserver {
+  const list = observers.filter((o): o is ResolverObserver => o !== undefined);
+  return {
+    lookup: (result, tier) => list.forEach((o) => o.lookup?.(result, tier)),
+    fetch: (outcome, domain) => list.forEach((o) => o.fetch?.(outcome, domain)),
+    refresh: (outcome, domain) => list.forEach((o) => o.refresh?.(outcome, domain)),
+    policy: (domain, mode) => list.forEach((o) => o.policy?.(domain, mode)),
+  };
+}
