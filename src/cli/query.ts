@@ -20,6 +20,7 @@ const WHY_TEXT = {
   'invalid-record': 'the _mta-sts TXT record is unusable',
   failed: 'discovery or fetch failed',
   deadline: 'no answer within the deadline',
+  paced: 'the policy host was fetched moments ago and its policy has already expired',
 } as const;
 
 /** Returns the process exit status: 0 policy or clean absence, 1 failure. */

@@ -78,6 +78,11 @@ export const DEFAULTS = {
     memory_entries: 100_000,
     /** Fetches running at once, across all domains. */
     max_concurrent_fetches: 64,
+    /**
+     * At most one policy fetch per domain per this interval, whatever max_age (0 included) or id churn
+     * say: a policy host cannot make us fetch more often (docs/reliability.md).
+     */
+    min_fetch_interval_ms: 60_000,
     /** A DNS failure with nothing cached is remembered this long before the next try. */
     dns_failure_ttl_ms: 60_000,
     /**

@@ -35,6 +35,7 @@ export interface Config {
     recheck_interval_ms: number;
     memory_entries: number;
     max_concurrent_fetches: number;
+    min_fetch_interval_ms: number;
     dns_failure_ttl_ms: number;
     refresh_interval_ms: number;
     refetch_at_fraction: number;
@@ -150,6 +151,7 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     recheck_interval_ms: ms(0),
     memory_entries: wholeNumber(1, 100_000_000),
     max_concurrent_fetches: wholeNumber(1, 10_000),
+    min_fetch_interval_ms: ms(0),
     dns_failure_ttl_ms: ms(0),
     refresh_interval_ms: ms(60_000),
     refetch_at_fraction: fraction,

@@ -43,6 +43,7 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
       dnsFailureTtlMs: r.dns_failure_ttl_ms,
       memoryEntries: r.memory_entries,
       maxConcurrentFetches: r.max_concurrent_fetches,
+      minFetchIntervalMs: r.min_fetch_interval_ms,
       refreshIntervalMs: r.refresh_interval_ms,
       refetchAtFraction: r.refetch_at_fraction,
       failureBackoffMaxMs: r.failure_backoff_max_ms,

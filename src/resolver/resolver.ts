@@ -24,6 +24,11 @@ export interface ResolverOptions {
   dnsFailureTtlMs: number;
   memoryEntries: number;
   maxConcurrentFetches: number;
+  /**
+   * At most one policy fetch per domain per this interval, whatever the policy's max_age, the id churn or
+   * the lookup rate: a policy host cannot make us fetch more often.
+   */
+  minFetchIntervalMs: number;
   /** Without traffic: the refresher re-checks every cached policy at least this often. */
   refreshIntervalMs: number;
   /** Refetch, even with an unchanged id, once this fraction of max_age has passed. */
@@ -55,6 +60,8 @@ type HotEntry =
 export class Resolver implements PolicyLookup {
   private readonly hot: LRUCache<string, HotEntry>;
   private readonly inflight = new Map<string, Promise<LookupResult>>();
+  /** When each domain's policy host was last asked (fetch pacing); bounded like the hot tier. */
+  private readonly lastFetchAt: LRUCache<string, number>;
   private readonly fetches: ConcurrencyLimit;
   private readonly now: () => number;
   private readonly observer: ResolverObserver;
@@ -65,6 +72,7 @@ export class Resolver implements PolicyLookup {
   ) {
     this.hot = new LRUCache({ max: options.memoryEntries });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
+    this.lastFetchAt = new LRUCache({ max: options.memoryEntries });
     this.now = deps.now ?? Date.now;
     this.observer = deps.observer ?? {};
   }
@@ -228,6 +236,10 @@ export class Resolver implements PolicyLookup {
       return { kind: 'policy', domain, entry: confirmed, source: 'memory' };
     }
 
+    const paceUntil = (this.lastFetchAt.get(domain) ?? -Infinity) + this.options.minFetchIntervalMs;
+    if (now < paceUntil) return this.paced(domain, cached, paceUntil);
+    this.lastFetchAt.set(domain, now);
+
     let entry: CacheEntry;
     try {
       const { text } = await this.fetches.run(() => this.deps.fetcher.fetch(domain));
@@ -281,6 +293,20 @@ export class Resolver implements PolicyLookup {
     }
     this.hot.set(domain, { kind: 'negative', why, ...(error ? { error } : {}), until: now + this.options.negativeTtlMs });
     return { kind: 'none', domain, why, ...(error ? { error } : {}) };
+  }
+
+  /**
+   * A fetch is due but the domain's policy host was asked less than minFetchIntervalMs ago (a max_age
+   * shorter than the interval, or an id that keeps changing): keep a cached policy, else no policy until
+   * then. Never an expired policy.
+   */
+  private paced(domain: string, cached: CacheEntry | undefined, until: number): LookupResult {
+    if (cached) {
+      this.remember(cached, until);
+      return { kind: 'policy', domain, entry: cached, source: 'memory' };
+    }
+    this.hot.set(domain, { kind: 'negative', why: 'paced', until });
+    return { kind: 'none', domain, why: 'paced' };
   }
 
   /** Discovery or fetch failed: serve the cached policy if any, and back off before the next try. */

@@ -11,6 +11,11 @@ export type NoPolicyWhy =
   | 'invalid-record'
   /** Discovery or fetch failed and nothing usable was cached. */
   | 'failed'
+  /**
+   * A fetch was due but the policy host was fetched less than resolver.min_fetch_interval_ms ago, and
+   * nothing unexpired is cached (e.g. its policy had max_age 0).
+   */
+  | 'paced'
   /** The answer deadline passed before resolution finished; it goes on in the background. */
   | 'deadline';
 

@@ -18,6 +18,7 @@ export const OPTIONS: ResolverOptions = {
   dnsFailureTtlMs: 30_000,
   memoryEntries: 100,
   maxConcurrentFetches: 2,
+  minFetchIntervalMs: 60_000,
   refreshIntervalMs: 86_400_000,
   refetchAtFraction: 0.5,
   failureBackoffMaxMs: 3_600_000,
