@@ -1,0 +1,208 @@
+/**
+ * The STARTTLS probe against real servers on port 25 of a lab loopback address: the lab SMTP server, and
+ * small scripted servers for the ways an MX can misbehave. Every outcome must come back as a value,
+ * within the deadline, and the probe must say QUIT where the conversation allows it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createTestCa, type TestCa } from '../lab/ca.js';
+import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
+import { startSmtpServer } from '../lab/smtp-server.js';
+import { createStartTlsProber, type StartTlsProbe } from '../../src/net/starttls-probe.js';
+
+const HOST = 'mx.probe.test';
+let ca: TestCa;
+let address: string;
+
+beforeAll(async () => {
+  ca = await createTestCa();
+  address = await allocateLoopback();
+});
+afterAll(() => releaseLoopback(address));
+
+const prober = (timeoutMs = 5000, trustLab = true) => createStartTlsProber({ extraCaPem: trustLab ? ca.certPem : null, timeoutMs, ehloName: 'probe.client.test' });
+
+/** A scripted server on port 25: `onLine` answers each command line; every line received is kept. */
+async function scripted(greeting: string | null, onLine: (line: string, sock: Socket) => void): Promise<{ lines: string[]; closed: Promise<void>; stop(): Promise<void> }> {
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+  let closedResolve!: () => void;
+  const closed = new Promise<void>((r) => (closedResolve = r));
+  const server: Server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('error', () => {});
+    sock.on('close', () => closedResolve());
+    let buf = '';
+    sock.on('data', (b: Buffer) => {
+      buf += b.toString('latin1');
+      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        lines.push(line);
+        onLine(line, sock);
+      }
+    });
+    if (greeting !== null) sock.write(greeting);
+  });
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(25, address, ok));
+  return {
+    lines,
+    closed,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A server that answers EHLO with `ehlo`, QUIT with 221, and STARTTLS via `onStartTls`. */
+const smtpLike = (ehlo: string, onStartTls?: (sock: Socket) => void) => (line: string, sock: Socket) => {
+  const verb = line.split(' ')[0]!.toUpperCase();
+  if (verb === 'EHLO') sock.write(ehlo);
+  else if (verb === 'QUIT') sock.end('221 bye\r\n');
+  else if (verb === 'STARTTLS' && onStartTls) onStartTls(sock);
+  else sock.write('502 no\r\n');
+};
+
+describe('STARTTLS probe: the lab SMTP server', () => {
+  it('a trusted certificate for the MX name: facts of the session, SNI sent', async () => {
+    const smtp = await startSmtpServer({ address, cert: await ca.issue({ dnsNames: [HOST, `alt.${HOST}`] }), hostname: HOST });
+    try {
+      const got = await prober()(HOST, address);
+      expect(got).toMatchObject({ kind: 'tls', protocol: 'TLSv1.3', authorized: true, authorizationError: null, nameError: null });
+      const facts = got as Extract<StartTlsProbe, { kind: 'tls' }>;
+      expect(facts.certificate).toMatchObject({ dnsNames: [HOST, `alt.${HOST}`], subject: expect.stringContaining(`CN=${HOST}`) });
+      expect(Date.parse(facts.certificate!.validTo)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+      // The server marks the session once its side of the handshake is done, a moment after ours.
+      for (let i = 0; i < 50 && !smtp.sessions()[0]?.tls; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(smtp.sessions()).toMatchObject([{ tls: true, sni: HOST }]);
+    } finally {
+      await smtp.stop();
+    }
+  });
+
+  it('chain and name are judged separately: an untrusted CA and a name mismatch both show', async () => {
+    const smtp = await startSmtpServer({ address, cert: await ca.issue({ dnsNames: ['other.probe.test'] }), hostname: HOST });
+    try {
+      const got = await prober(5000, false)(HOST, address);
+      expect(got).toMatchObject({ kind: 'tls', authorized: false, authorizationError: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', nameError: expect.stringMatching(/does not match certificate's altnames/) });
+    } finally {
+      await smtp.stop();
+    }
+  });
+
+  it('no STARTTLS in the EHLO reply', async () => {
+    const smtp = await startSmtpServer({ address, cert: null, hostname: HOST });
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'no-starttls', extensions: ['PIPELINING', 'SIZE', '8BITMIME'] });
+    } finally {
+      await smtp.stop();
+    }
+  });
+});
+
+describe('STARTTLS probe: misbehaving servers', () => {
+  it('nothing listening: connect-failed', async () => {
+    expect(await prober()(HOST, address)).toEqual({ kind: 'connect-failed', error: 'ECONNREFUSED' });
+  });
+
+  it('a server that never greets: timeout at the banner, within the deadline, connection closed', async () => {
+    const server = await scripted(null, () => {});
+    try {
+      const started = Date.now();
+      expect(await prober(300)(HOST, address)).toEqual({ kind: 'timeout', stage: 'banner' });
+      expect(Date.now() - started).toBeLessThan(1500);
+      await server.closed;
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a 554 greeting is a refusal, and the probe still says QUIT', async () => {
+    const server = await scripted('554 5.7.1 no service \u001b[2J here\r\n', smtpLike(''));
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'refused', stage: 'banner', reply: '554 5.7.1 no service ?[2J here' });
+      await server.closed;
+      expect(server.lines).toEqual(['QUIT']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('multi-line EHLO reply without STARTTLS: EHLO with our name, then QUIT', async () => {
+    const server = await scripted('220-mx.probe.test\r\n220 ESMTP\r\n', smtpLike('250-mx.probe.test\r\n250-SIZE 100\r\n250 AUTH PLAIN\r\n'));
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'no-starttls', extensions: ['SIZE', 'AUTH'] });
+      await server.closed;
+      expect(server.lines).toEqual(['EHLO probe.client.test', 'QUIT']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('STARTTLS advertised but refused with 454', async () => {
+    const server = await scripted('220 mx\r\n', smtpLike('250-mx\r\n250 STARTTLS\r\n', (s) => s.write('454 4.7.0 TLS not available\r\n')));
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'refused', stage: 'starttls', reply: '454 4.7.0 TLS not available' });
+      await server.closed;
+      expect(server.lines).toEqual(['EHLO probe.client.test', 'STARTTLS', 'QUIT']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('"220" to STARTTLS, then no TLS at all: tls-failed', async () => {
+    // Written after the client's ClientHello is on its way, so the TLS layer reads it.
+    const garbage = (s: Socket) => {
+      s.write('220 go ahead\r\n');
+      setTimeout(() => s.write('this is not TLS\r\n'), 100);
+    };
+    const server = await scripted('220 mx\r\n', smtpLike('250-mx\r\n250 STARTTLS\r\n', garbage));
+    try {
+      expect(await prober()(HOST, address)).toMatchObject({ kind: 'tls-failed', error: expect.stringMatching(/^ERR_SSL_|ECONNRESET|closed/) });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('"220" to STARTTLS, then the connection closes: tls-failed, not a hang', async () => {
+    const server = await scripted('220 mx\r\n', smtpLike('250-mx\r\n250 STARTTLS\r\n', (s) => s.end('220 go ahead\r\n')));
+    try {
+      const started = Date.now();
+      expect(await prober(5000)(HOST, address)).toMatchObject({ kind: 'tls-failed' });
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('the connection closes after EHLO: broken at the ehlo stage', async () => {
+    const server = await scripted('220 mx\r\n', (_line, sock) => sock.destroy());
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'broken', stage: 'ehlo', error: 'connection closed' });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('text sent in clear after the "220" to STARTTLS is never read as TLS or as a reply (RFC 3207 §4.2)', async () => {
+    const server = await scripted('220 mx\r\n', smtpLike('250-mx\r\n250 STARTTLS\r\n', (s) => s.write('220 go ahead\r\n250 injected\r\n')));
+    try {
+      // The injected line is dropped with the plain-text reader; the TLS layer then waits for a ServerHello.
+      expect(await prober(500)(HOST, address)).toEqual({ kind: 'timeout', stage: 'handshake' });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('an endless reply is cut off at 16 KiB', async () => {
+    const server = await scripted('220 mx\r\n', (_line, sock) => {
+      for (let i = 0; i < 1000; i++) sock.write(`250-${'x'.repeat(60)}\r\n`);
+    });
+    try {
+      expect(await prober()(HOST, address)).toEqual({ kind: 'broken', stage: 'ehlo', error: 'reply longer than 16384 bytes' });
+    } finally {
+      await server.stop();
+    }
+  });
+});
