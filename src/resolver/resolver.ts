@@ -60,6 +60,8 @@ type HotEntry =
 export class Resolver implements PolicyLookup {
   private readonly hot: LRUCache<string, HotEntry>;
   private readonly inflight = new Map<string, Promise<LookupResult>>();
+  /** Domains whose last resolution failed, with the reason class: a run of failures is logged once. */
+  private readonly failing: LRUCache<string, string>;
   /** When each domain's policy host was last asked (fetch pacing); bounded like the hot tier. */
   private readonly lastFetchAt: LRUCache<string, number>;
   private readonly fetches: ConcurrencyLimit;
@@ -73,6 +75,7 @@ export class Resolver implements PolicyLookup {
     this.hot = new LRUCache({ max: options.memoryEntries });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
     this.lastFetchAt = new LRUCache({ max: options.memoryEntries });
+    this.failing = new LRUCache({ max: options.memoryEntries });
     this.now = deps.now ?? Date.now;
     this.observer = deps.observer ?? {};
   }
@@ -231,6 +234,7 @@ export class Resolver implements PolicyLookup {
     if (cached && cached.id === id && now < this.refetchAt(cached)) {
       // RFC 8461 §5.1: an unchanged id means the cached policy stands; no fetch.
       const confirmed = { ...cached, checkedAt: now, lastError: null, failures: 0 };
+      this.recovered(domain);
       this.save(confirmed);
       this.observer.refresh?.('unchanged', domain);
       return { kind: 'policy', domain, entry: confirmed, source: 'memory' };
@@ -262,6 +266,7 @@ export class Resolver implements PolicyLookup {
       return this.failed(domain, cached, error, this.options.failureRetryMs);
     }
     this.observer.fetch?.('ok', domain);
+    this.recovered(domain);
     this.save(entry);
     this.observer.policy?.(domain, entry.policy.mode);
     if (cached) this.observer.refresh?.(cached.id === id ? 'unchanged' : 'changed', domain);
@@ -286,6 +291,7 @@ export class Resolver implements PolicyLookup {
   /** No usable record. A cached policy stays in force (RFC 8461 §5.1: the TXT record may vanish). */
   private noPolicy(domain: string, cached: CacheEntry | undefined, why: NoPolicyWhy, error?: StsError): LookupResult {
     const now = this.now();
+    this.recovered(domain);
     if (cached) {
       this.remember(cached, now + this.options.recheckIntervalMs);
       this.observer.refresh?.('no-record', domain);
@@ -317,7 +323,7 @@ export class Resolver implements PolicyLookup {
       const entry = { ...cached, lastError: { reason: error.reason, message: error.message, at: now }, failures };
       // RFC 8461 §10.2 asks senders to alert on refresh failures: a warning per failure of a policy that
       // matters (enforce/testing), with the reason; a failing `none` policy is only news.
-      const level = cached.policy.mode === 'none' ? 'info' : 'warn';
+      const level = this.firstOfRun(domain, error) ? (cached.policy.mode === 'none' ? 'info' : 'warn') : 'debug';
       this.deps.logger[level](
         { domain, reason: error.reason, err: error.message, cachedId: cached.id, mode: cached.policy.mode, failures },
         'policy refresh failed; cached policy stays in force',
@@ -327,9 +333,30 @@ export class Resolver implements PolicyLookup {
       this.observer.refresh?.('failed', domain);
       return { kind: 'policy', domain, entry, source: 'memory' };
     }
-    this.deps.logger.warn({ domain, reason: error.reason, err: error.message }, 'policy discovery failed');
+    this.deps.logger[this.firstOfRun(domain, error) ? 'warn' : 'debug'](
+      { domain, reason: error.reason, err: error.message },
+      'policy discovery failed',
+    );
     this.hot.set(domain, { kind: 'negative', why: 'failed', error, until: now + retryMs });
     return { kind: 'none', domain, why: 'failed', error };
+  }
+
+  /**
+   * True for the first failure of a run with this reason class: a DNS outage or a broken policy host is
+   * logged once per domain when it starts (and again if the reason changes), repeats go to debug, and the
+   * end of the run is one info line (recovered()).
+   */
+  private firstOfRun(domain: string, error: StsError): boolean {
+    const first = this.failing.get(domain) !== error.reason;
+    this.failing.set(domain, error.reason);
+    return first;
+  }
+
+  private recovered(domain: string): void {
+    const reason = this.failing.get(domain);
+    if (reason === undefined) return;
+    this.failing.delete(domain);
+    this.deps.logger.info({ domain, after: reason }, 'policy discovery works again');
   }
 
   private remember(entry: CacheEntry, nextCheckAt: number, refreshAt = this.proactiveRefreshAt(entry)): void {

@@ -3,7 +3,7 @@
  * controllable clock, and counts of DNS and HTTPS calls. The resolver's collaborators are stand-ins
  * here; the real network path is covered by the integration tests against real servers.
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Resolver, type ResolverOptions } from '../../src/resolver/resolver.js';
 import { StsError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/cache/memory-store.js';
@@ -28,7 +28,7 @@ export const policyText = (mode = 'enforce', maxAge = 86400, mx = 'mx1.example.c
   `version: STSv1\nmode: ${mode}\nmx: ${mx}\nmax_age: ${maxAge}\n`;
 
 /** A world whose TXT answers and policy bodies the test sets and changes. */
-export function world(store = new MemoryStore(), start = 1_000_000_000_000, observer: ResolverObserver = {}) {
+export function world(store = new MemoryStore(), start = 1_000_000_000_000, observer: ResolverObserver = {}, logger: Logger = pino({ level: 'silent' })) {
   let clock = start;
   const txt = new Map<string, TxtAnswer | StsError>();
   const bodies = new Map<string, string | StsError>();
@@ -55,7 +55,7 @@ export function world(store = new MemoryStore(), start = 1_000_000_000_000, obse
       return { text: b };
     },
   };
-  const resolver = new Resolver({ dns, fetcher, store, logger: pino({ level: 'silent' }), observer, now: () => clock }, OPTIONS);
+  const resolver = new Resolver({ dns, fetcher, store, logger, observer, now: () => clock }, OPTIONS);
   return {
     resolver,
     store,
