@@ -19,6 +19,8 @@ export interface Sidecar {
   readonly process: ChildProcess;
   /** Everything the daemon wrote to stdout and stderr so far (pino JSON lines). */
   output(): string;
+  /** Rewrites the config file (`$DIR` replaced as at start); send SIGHUP to apply it. */
+  writeConfig(configYaml: string): Promise<void>;
   /** SIGTERM, wait for exit; returns the exit code. */
   stop(): Promise<number | null>;
 }
@@ -38,17 +40,36 @@ export function assertBuilt(): void {
   }
 }
 
+export interface SidecarOptions {
+  /** Extra environment variables (NOTIFY_SOCKET, LISTEN_FDS, ...). */
+  env?: Record<string, string>;
+  /** Open descriptors handed to the daemon as fd 3, 4, ... (systemd socket activation). */
+  passFds?: number[];
+  /**
+   * Start through `sh -c 'LISTEN_PID=$$ exec node ...'`, so that LISTEN_PID is the daemon's own pid, as
+   * systemd sets it (spawn cannot know the pid before the process exists).
+   */
+  listenPid?: boolean;
+  /** Arguments after `serve --config FILE`. */
+  args?: string[];
+}
+
 /**
  * Starts the daemon with `configYaml`, written to a temp dir whose path replaces `$DIR`, beside `files`
  * (name -> content, e.g. a CA file the config names).
  */
-export async function startSidecar(configYaml: string, files: Record<string, string> = {}): Promise<Sidecar> {
+export async function startSidecar(configYaml: string, files: Record<string, string> = {}, options: SidecarOptions = {}): Promise<Sidecar> {
   assertBuilt();
   const dir = await mkdtemp(join(tmpdir(), 'sidecar-'));
   for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, configYaml.replaceAll('$DIR', dir));
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [BIN, 'serve', '--config', configFile, ...(options.args ?? [])];
+  const env = { ...process.env, ...options.env };
+  const stdio = ['ignore', 'pipe', 'pipe', ...(options.passFds ?? [])] as const;
+  const child = options.listenPid
+    ? spawn('/bin/sh', ['-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"', process.execPath, ...argv], { stdio: [...stdio], env })
+    : spawn(process.execPath, argv, { stdio: [...stdio], env });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -80,5 +101,6 @@ export async function startSidecar(configYaml: string, files: Record<string, str
     await stop();
     throw new Error(`daemon did not become ready:\n${out}`);
   }
-  return { dir, process: child, output: () => out, stop };
+  const writeConfig = (yaml: string) => writeFile(configFile, yaml.replaceAll('$DIR', dir));
+  return { dir, process: child, output: () => out, writeConfig, stop };
 }
