@@ -17,6 +17,17 @@ LAB_SYSTEM_PACKAGES=(
   "postfix:postfix"
   "openssl:openssl"
   "iproute2:ip"
+  # test/packaging/deb.test.ts: build the .deb (packaging/debian/control's Build-Depends), lint it,
+  # install it, read its man pages; ccache keeps rebuilding better-sqlite3 cheap
+  "dpkg-dev:dpkg-buildpackage"
+  "debhelper:dh"
+  "go-md2man:go-md2man"
+  "g++:g++"
+  "make:make"
+  "lintian:lintian"
+  "ccache:ccache"
+  "adduser:adduser"
+  "man-db:man"
 )
 
 lab_system_deps() (
