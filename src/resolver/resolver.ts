@@ -263,7 +263,7 @@ export class Resolver implements PolicyLookup {
     } catch (err) {
       const error = asStsError(err);
       this.observer.fetch?.(error.reason, domain);
-      return this.failed(domain, cached, error, this.options.failureRetryMs);
+      return this.failed(domain, cached, error, this.options.failureRetryMs, id);
     }
     this.observer.fetch?.('ok', domain);
     this.recovered(domain);
@@ -315,8 +315,11 @@ export class Resolver implements PolicyLookup {
     return { kind: 'none', domain, why: 'paced' };
   }
 
-  /** Discovery or fetch failed: serve the cached policy if any, and back off before the next try. */
-  private failed(domain: string, cached: CacheEntry | undefined, error: StsError, retryMs: number): LookupResult {
+  /**
+   * Discovery or fetch failed: serve the cached policy if any, and back off before the next try. `id` is
+   * the TXT id whose policy could not be fetched (absent when discovery itself failed), for the log.
+   */
+  private failed(domain: string, cached: CacheEntry | undefined, error: StsError, retryMs: number, id?: string): LookupResult {
     const now = this.now();
     if (cached) {
       const failures = cached.failures + 1;
@@ -325,7 +328,7 @@ export class Resolver implements PolicyLookup {
       // matters (enforce/testing), with the reason; a failing `none` policy is only news.
       const level = this.firstOfRun(domain, error) ? (cached.policy.mode === 'none' ? 'info' : 'warn') : 'debug';
       this.deps.logger[level](
-        { domain, reason: error.reason, err: error.message, cachedId: cached.id, mode: cached.policy.mode, failures },
+        { domain, id, reason: error.reason, err: error.message, cachedId: cached.id, mode: cached.policy.mode, failures },
         'policy refresh failed; cached policy stays in force',
       );
       const backoff = Math.min(retryMs * 2 ** Math.min(failures - 1, 20), Math.max(retryMs, this.options.failureBackoffMaxMs));
@@ -334,7 +337,7 @@ export class Resolver implements PolicyLookup {
       return { kind: 'policy', domain, entry, source: 'memory' };
     }
     this.deps.logger[this.firstOfRun(domain, error) ? 'warn' : 'debug'](
-      { domain, reason: error.reason, err: error.message },
+      { domain, id, reason: error.reason, err: error.message },
       'policy discovery failed',
     );
     this.hot.set(domain, { kind: 'negative', why: 'failed', error, until: now + retryMs });
