@@ -8,6 +8,7 @@
 # exports the working tree's files (tracked, and untracked but not ignored, as they are now: never
 # node_modules, dist or build output) to build/deb-tree/, copies packaging/debian to debian/ there,
 # runs `dpkg-buildpackage -us -uc -b` in it and moves the results to build/deb/ (or $DEB_OUT).
+# DEB_REF=<commit> builds that commit instead of the working tree.
 # debian/rules runs `npm ci` (from npm's cache in ~/.npm when it can), compiles better-sqlite3 for
 # this machine's Node.js and prunes to production dependencies. When ccache is installed the C/C++
 # compiles go through it: the tree's path is fixed so that a rebuild of the same sources hits.
@@ -27,13 +28,18 @@ flock 9   # one build at a time per checkout: they share build/deb-tree
 rm -rf "$tree"
 mkdir -p "$src"
 cd "$root"
-git ls-files -z --cached --others --exclude-standard |
-  while IFS= read -r -d '' f; do
-    # tracked files deleted in the working tree are not part of it
-    if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
-  done |
-  tar --null -T - -cf - | tar -xf - -C "$src"
-cp -a packaging/debian "$src/debian"
+if [ -n "${DEB_REF:-}" ]; then
+  # DEB_REF=HEAD (or any commit): build exactly that commit, whatever the working tree holds.
+  git archive --format=tar "$DEB_REF" | tar -xf - -C "$src"
+else
+  git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do
+      # tracked files deleted in the working tree are not part of it
+      if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+    done |
+    tar --null -T - -cf - | tar -xf - -C "$src"
+fi
+cp -a "$src/packaging/debian" "$src/debian"
 
 if command -v ccache >/dev/null && [ -z "${CC:-}${CXX:-}" ]; then
   export CC="ccache gcc" CXX="ccache g++"
