@@ -13,7 +13,7 @@
  */
 import type { LookupResult, NoPolicyWhy } from '../resolver/types.js';
 import { policyAllowsMx } from '../sts/mx.js';
-import type { Mode, Policy } from '../sts/types.js';
+import type { Policy } from '../sts/types.js';
 import { patternText } from './postfix.js';
 
 /** What the resolver decided for one domain, as the Exim replies need it. */
@@ -51,7 +51,7 @@ export function eximMxReply(verdict: EximVerdict, host: string): string {
   if (verdict.kind === 'none') return line([['allowed', 'yes'], ['mode', 'none'], ['reason', verdict.why]]);
   const { policy } = verdict;
   return line([
-    ['allowed', yesNo(mxAllowed(policy.mode, policy, host))],
+    ['allowed', yesNo(eximMxAllowed(verdict, host))],
     ['mode', policy.mode],
     ['mx', mxList(policy)],
   ]);
@@ -75,10 +75,11 @@ export function eximValue(value: string): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-function mxAllowed(mode: Mode, policy: Policy, host: string): boolean {
-  // RFC 8461 §5: mode none means "no policy": nothing constrains the MX hosts.
-  if (mode === 'none') return true;
-  return policyAllowsMx(policy, host);
+/** The `allowed` of eximMxReply: false only for an enforce or testing policy that no pattern of matches. */
+export function eximMxAllowed(verdict: EximVerdict, host: string): boolean {
+  // RFC 8461 §5: mode none means "no policy": nothing constrains the MX hosts; likewise no policy at all.
+  if (verdict.kind === 'none' || verdict.policy.mode === 'none') return true;
+  return policyAllowsMx(verdict.policy, host);
 }
 
 /** RFC 8461 §3.2 patterns in their text form, space-separated (a list Exim can split with `<space`). */

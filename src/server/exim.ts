@@ -21,8 +21,8 @@ import type { ConnectionControl, ListenerOptions } from './listen.js';
 
 export type EximRequest = { verb: 'policy'; domain: string } | { verb: 'mx'; domain: string; host: string };
 
-/** Returns the reply line (newline-terminated) for one well-formed request. */
-export type EximHandler = (request: EximRequest) => Promise<string>;
+/** Returns the reply line (newline-terminated) for one well-formed request; `log` names the peer. */
+export type EximHandler = (request: EximRequest, log: Logger) => Promise<string>;
 
 export interface EximConnectionOptions {
   /** Largest request line in bytes, without its line end; more is an error. */
@@ -164,7 +164,7 @@ class Session {
     }
     let answer: Promise<string>;
     try {
-      answer = Promise.resolve(this.handler(request));
+      answer = Promise.resolve(this.handler(request, this.log));
     } catch (err) {
       answer = Promise.reject(err);
     }

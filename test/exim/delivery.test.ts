@@ -1,0 +1,226 @@
+/**
+ * Real deliveries by Debian's Exim 4.96 with contrib/exim (Debian split configuration) to lab SMTP servers
+ * with STARTTLS, in a test world of its own: MX records from the lab NSD, policies from the lab HTTPS
+ * host, answers from the running daemon. Each message is submitted with `exim -odf` (delivered in the
+ * foreground), and the main log, the queue and the receiving servers show what happened.
+ *
+ * DANE: NSD does not sign zones, so `dns_trust_aa` makes Exim treat its authoritative answers as
+ * DNSSEC-validated (Exim spec, dns_trust_aa), and a TLSA record then switches DANE on for one MX host.
+ */
+import { createHash, createPublicKey } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestCa } from '../lab/ca.js';
+import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
+import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
+import { assertEximLab, debianConfig, mainlog, queued, runExim, type EximConfig } from './exim-lab.js';
+import { policyText, startWorld, ZONE, type World } from './world.js';
+
+const Z = ZONE;
+/** Host names the well-configured MX's certificate (from the lab CA) is valid for. */
+const GOOD_NAMES = [`mx1.enforce.${Z}`, `a.relay.${Z}`, `a.b.relay.${Z}`, `rogue.${Z}`, `mx.danefail.${Z}`];
+
+let world: World;
+let addresses: string[] = [];
+/** STARTTLS, certificate from the lab CA valid for GOOD_NAMES. */
+let good: SmtpServer;
+/** STARTTLS, certificate from the lab CA for another name. */
+let wrongName: SmtpServer;
+/** No STARTTLS. */
+let cleartext: SmtpServer;
+/** STARTTLS, self-signed certificate: only DANE can vouch for it. */
+let dane: SmtpServer;
+let config: EximConfig;
+let dir: string;
+let counter = 0;
+
+const spkiSha256 = (certPem: string) =>
+  createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('hex');
+
+beforeAll(async () => {
+  assertEximLab();
+  addresses = [await allocateLoopback(), await allocateLoopback(), await allocateLoopback(), await allocateLoopback()];
+  const [goodAt, wrongAt, clearAt, daneAt] = addresses as [string, string, string, string];
+  const otherCa = await createTestCa('not trusted by exim');
+  const daneCert = await otherCa.issue({ dnsNames: [`dane-mx.${Z}`], selfSigned: true });
+
+  world = await startWorld(
+    {
+      enforce: { policy: policyText('enforce', `mx1.enforce.${Z}`, `*.relay.${Z}`), mx: [`mx1.enforce.${Z}`] },
+      wild: { policy: policyText('enforce', `*.relay.${Z}`), mx: [`a.relay.${Z}`] },
+      deep: { policy: policyText('enforce', `*.relay.${Z}`), mx: [`a.b.relay.${Z}`] },
+      unlisted: { policy: policyText('enforce', `mx.unlisted.${Z}`), mx: [`rogue.${Z}`] },
+      badcert: { policy: policyText('enforce', `mx.badcert.${Z}`), mx: [`mx.badcert.${Z}`] },
+      notls: { policy: policyText('enforce', `mx.notls.${Z}`), mx: [`mx.notls.${Z}`] },
+      testing: { policy: policyText('testing', `mx.testing.${Z}`), mx: [`mx.testing.${Z}`] },
+      plain: { mx: [`mx.plain.${Z}`] },
+      dane: { policy: policyText('enforce', `mx.dane.${Z}`), mx: [`dane-mx.${Z}`] },
+      danefail: { policy: policyText('enforce', `mx.danefail.${Z}`), mx: [`mx.danefail.${Z}`] },
+    },
+    {
+      ...Object.fromEntries(GOOD_NAMES.map((n) => [n, goodAt])),
+      [`mx.badcert.${Z}`]: wrongAt,
+      [`mx.notls.${Z}`]: clearAt,
+      [`mx.testing.${Z}`]: clearAt,
+      [`mx.plain.${Z}`]: clearAt,
+      [`dane-mx.${Z}`]: daneAt,
+    },
+    [
+      // RFC 7672 DANE-EE(3) SPKI(1) SHA-256(1).
+      { name: `_25._tcp.dane-mx`, type: 'TLSA', value: `3 1 1 ${spkiSha256(daneCert.certPem)}` },
+      // A TLSA record that matches nothing the host presents: DANE fails, whatever MTA-STS says.
+      { name: `_25._tcp.mx.danefail`, type: 'TLSA', value: `3 1 1 ${'00'.repeat(32)}` },
+    ],
+  );
+  good = await startSmtpServer({ address: goodAt, port: 25, cert: await world.ca.issue({ dnsNames: GOOD_NAMES }) });
+  wrongName = await startSmtpServer({ address: wrongAt, port: 25, cert: await world.ca.issue({ dnsNames: ['wrong-name.invalid'] }) });
+  cleartext = await startSmtpServer({ address: clearAt, port: 25, cert: null });
+  dane = await startSmtpServer({ address: daneAt, port: 25, cert: daneCert });
+
+  dir = await mkdtemp(join(tmpdir(), 'exim-delivery-'));
+  const caFile = join(dir, 'lab-ca.pem');
+  config = await debianConfig({
+    dir,
+    scheme: 'split',
+    macros: { MTA_STS_SOCKET: world.eximSocket, MTA_STS_TIMEOUT: '10s', MTA_STS_TLS_VERIFY_CERTIFICATES: caFile },
+    mainOptions: [`dns_trust_aa = ${Z}`],
+  });
+  await writeFile(caFile, world.ca.certPem, { mode: 0o644 });
+}, 90_000);
+
+afterAll(async () => {
+  for (const s of [good, wrongName, cleartext, dane]) await s?.stop();
+  await world?.stop();
+  for (const a of addresses) releaseLoopback(a);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+interface Outcome {
+  /** The main log lines about this recipient. */
+  log: string[];
+  /** The message id Exim gave it. */
+  id: string;
+  /** Whether it is still in the queue (deferred). */
+  queued: boolean;
+}
+
+/** Submits one message to `rcpt` and lets Exim deliver it in the foreground. */
+async function send(domain: string, extra: string[] = []): Promise<Outcome & { rcpt: string }> {
+  const rcpt = `user${++counter}@${domain}`;
+  const body = `From: sender@sender.lab.test\nTo: ${rcpt}\nSubject: MTA-STS lab ${counter}\n\nhello ${rcpt}\n`;
+  const r = await runExim(config, [...extra, '-odf', '-oi', '-f', 'sender@sender.lab.test', rcpt], {
+    nameserver: { address: world.address, dir },
+    input: body,
+  });
+  expect(r.code, r.stderr).toBe(0);
+  const lines = (await mainlog(config)).split('\n');
+  // "DATE TIME ID => rcpt ..." (delivered) or "DATE TIME ID == rcpt ..." (deferred): one of them per try.
+  const attempt = lines.find((l) => l.includes(` => ${rcpt} `) || l.includes(` == ${rcpt} `));
+  expect(attempt, lines.slice(-20).join('\n')).toBeDefined();
+  const id = attempt!.split(' ')[2]!;
+  const log = lines.filter((l) => l.split(' ')[2] === id);
+  return { rcpt, id, log, queued: (await queued(config)).includes(id) };
+}
+
+const delivered = (o: Outcome) => o.log.find((l) => / => /.test(l));
+const deferred = (o: Outcome) => o.log.find((l) => / == /.test(l));
+
+describe('enforce: delivery only over verified TLS to a listed MX', () => {
+  it('a listed MX with a valid certificate: delivered over TLS, certificate verified, SNI sent', async () => {
+    const before = good.messages().length;
+    const o = await send(`enforce.${Z}`);
+    expect(delivered(o), o.log.join('\n')).toMatch(
+      new RegExp(`=> ${o.rcpt} R=mta_sts T=remote_smtp_mta_sts H=mx1\\.enforce\\.mail\\.test \\[${good.address}\\] X=TLS\\S+ CV=yes `),
+    );
+    expect(o.queued).toBe(false);
+    const m = good.messages().slice(before).find((x) => x.to.includes(`<${o.rcpt}>`));
+    expect(m).toMatchObject({ tls: true, sni: `mx1.enforce.${Z}` });
+  });
+
+  it('*.relay in the policy: an MX one label below is allowed', async () => {
+    const o = await send(`wild.${Z}`);
+    expect(delivered(o), o.log.join('\n')).toMatch(/R=mta_sts T=remote_smtp_mta_sts H=a\.relay\.mail\.test .* CV=yes /);
+  });
+
+  it.each<[string, string, string]>([
+    ['*.relay in the policy: an MX two labels below is refused (RFC 8461 §4.1)', `deep.${Z}`, `a.b.relay.${Z}`],
+    ['an MX the policy does not list is refused, though its certificate is valid', `unlisted.${Z}`, `rogue.${Z}`],
+  ])('%s: deferred without connecting', async (_rule, domain, host) => {
+    const sessions = good.sessions().length;
+    const o = await send(domain);
+    expect(delivered(o), o.log.join('\n')).toBeUndefined();
+    expect(deferred(o), o.log.join('\n')).toContain(`R=mta_sts T=remote_smtp_mta_sts`);
+    expect(o.log.join('\n')).toContain(host);
+    expect(o.queued).toBe(true);
+    expect(good.sessions().length).toBe(sessions);
+    // Exim logs only "defer (-58)" (an event refused the connection); the daemon logs why.
+    expect(deferred(o)).toMatch(/ defer \(-58\)/);
+    const why = world.sidecar
+      .output()
+      .split('\n')
+      .find((l) => l.includes('MX host not allowed') && l.includes(`"host":"${host}"`));
+    expect(why, world.sidecar.output().slice(-2000)).toContain(`"domain":"${domain}"`);
+  });
+
+  it('a listed MX whose certificate is for another name: deferred after the TLS handshake', async () => {
+    const o = await send(`badcert.${Z}`);
+    expect(delivered(o)).toBeUndefined();
+    expect(o.log.join('\n')).toMatch(/certificate|TLS/i);
+    expect(deferred(o), o.log.join('\n')).toContain('R=mta_sts T=remote_smtp_mta_sts');
+    expect(o.queued).toBe(true);
+    expect(wrongName.sessions().length).toBeGreaterThan(0);
+    expect(wrongName.messages()).toEqual([]);
+  });
+
+  it('a listed MX without STARTTLS: deferred, never sent in cleartext', async () => {
+    const before = cleartext.messages().length;
+    const o = await send(`notls.${Z}`);
+    expect(delivered(o)).toBeUndefined();
+    expect(deferred(o), o.log.join('\n')).toContain('R=mta_sts T=remote_smtp_mta_sts');
+    expect(o.queued).toBe(true);
+    expect(cleartext.messages().slice(before).filter((m) => m.to.includes(`<${o.rcpt}>`))).toEqual([]);
+  });
+});
+
+describe('testing and no policy: Debian\'s normal routing and transport', () => {
+  it.each<[string, string]>([
+    ['a testing policy is not enforced (RFC 8461 §5)', `testing.${Z}`],
+    ['no policy published', `plain.${Z}`],
+  ])('%s: delivered by dnslookup/remote_smtp, in cleartext to an MX without STARTTLS', async (_rule, domain) => {
+    const o = await send(domain);
+    expect(delivered(o), o.log.join('\n')).toMatch(/ R=dnslookup T=remote_smtp H=mx\.(testing|plain)\.mail\.test /);
+    const m = cleartext.messages().find((x) => x.to.includes(`<${o.rcpt}>`));
+    expect(m).toMatchObject({ tls: false });
+  });
+});
+
+describe('DANE keeps precedence (RFC 8461 §2)', () => {
+  it('an MX with a matching TLSA record is verified by DANE, though the policy does not list it', async () => {
+    const o = await send(`dane.${Z}`);
+    expect(delivered(o), o.log.join('\n')).toMatch(/R=mta_sts T=remote_smtp_mta_sts H=dane-mx\.mail\.test .* CV=dane /);
+    expect(dane.messages().find((x) => x.to.includes(`<${o.rcpt}>`))).toMatchObject({ tls: true });
+  });
+
+  it('a failing DANE verification is not overridden by a policy that lists the MX and a valid certificate', async () => {
+    const before = good.messages().length;
+    const o = await send(`danefail.${Z}`);
+    expect(delivered(o)).toBeUndefined();
+    expect(o.log.join('\n')).toContain(`DANE attempt failed; TLS connection to mx.danefail.${Z}`);
+    expect(deferred(o), o.log.join('\n')).toContain('R=mta_sts T=remote_smtp_mta_sts');
+    expect(good.messages().slice(before)).toEqual([]);
+  });
+});
+
+describe('the daemon cannot be reached', () => {
+  it('every remote address is deferred at routing, none delivered around the daemon', async () => {
+    const dead = ['-DMTA_STS_SOCKET=inet:127.0.0.1:9'];
+    for (const domain of [`enforce.${Z}`, `plain.${Z}`]) {
+      const o = await send(domain, dead);
+      expect(delivered(o)).toBeUndefined();
+      expect(deferred(o), o.log.join('\n')).toMatch(/== \S+ R=mta_sts_unanswered defer .*condition check lookup defer/);
+      expect(o.queued).toBe(true);
+    }
+  });
+});
