@@ -9,6 +9,7 @@
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -213,7 +214,7 @@ describe('DANE keeps precedence (RFC 8461 §2)', () => {
   });
 });
 
-describe('the daemon cannot be reached', () => {
+describe('the daemon cannot be reached or gives no answer', () => {
   it('every remote address is deferred at routing, none delivered around the daemon', async () => {
     const dead = ['-DMTA_STS_SOCKET=inet:127.0.0.1:9'];
     for (const domain of [`enforce.${Z}`, `plain.${Z}`]) {
@@ -221,6 +222,25 @@ describe('the daemon cannot be reached', () => {
       expect(delivered(o)).toBeUndefined();
       expect(deferred(o), o.log.join('\n')).toMatch(/== \S+ R=mta_sts_unanswered defer .*condition check lookup defer/);
       expect(o.queued).toBe(true);
+    }
+  });
+
+  it('an error line from the daemon: deferred, with the answer in the log', async () => {
+    const server = createServer((c) => {
+      c.on('error', () => {});
+      c.on('data', () => {});
+      c.on('end', () => c.end('error="lookup failed"\n'));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const { port } = server.address() as { port: number };
+      const o = await send(`enforce.${Z}`, [`-DMTA_STS_SOCKET=inet:127.0.0.1:${port}`]);
+      expect(deferred(o), o.log.join('\n')).toContain(
+        `R=mta_sts_unanswered defer (-1): mta-sts-sidecar has no answer for enforce.${Z}: error="lookup failed"`,
+      );
+      expect(o.queued).toBe(true);
+    } finally {
+      await new Promise<void>((ok) => server.close(() => ok()));
     }
   });
 });
