@@ -17,6 +17,10 @@ LAB_SYSTEM_PACKAGES=(
   "postfix:postfix"
   "openssl:openssl"
   "iproute2:ip"
+  # test/integration/operations.test.ts: sd_notify goes through systemd-notify; the test's stand-in
+  # for systemd's notification socket is a unix datagram socket owned by python3
+  "systemd:systemd-notify"
+  "python3:python3"
   # test/packaging/deb.test.ts: build the .deb (packaging/debian/control's Build-Depends), lint it,
   # install it, read its man pages; ccache keeps rebuilding better-sqlite3 cheap
   "dpkg-dev:dpkg-buildpackage"
