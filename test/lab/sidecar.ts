@@ -55,6 +55,16 @@ export interface SidecarOptions {
 }
 
 /**
+ * A config of ours that does not mention `http` gets `http: { listen: [] }`: the metrics endpoint's
+ * default address (127.0.0.1:8462) is one for the whole machine, and test files run in parallel.
+ */
+function withoutDefaultHttp(configYaml: string): string {
+  const resolverFormat = /^(host|port|path|default_zone|cache_grace|shutdown_timeout|proactive_policy_fetching):/m.test(configYaml);
+  if (resolverFormat || /^http:/m.test(configYaml)) return configYaml;
+  return `${configYaml}\nhttp: { listen: [] }\n`;
+}
+
+/**
  * Starts the daemon with `configYaml`, written to a temp dir whose path replaces `$DIR`, beside `files`
  * (name -> content, e.g. a CA file the config names).
  */
@@ -63,7 +73,7 @@ export async function startSidecar(configYaml: string, files: Record<string, str
   const dir = await mkdtemp(join(tmpdir(), 'sidecar-'));
   for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
   const configFile = join(dir, 'config.yml');
-  await writeFile(configFile, configYaml.replaceAll('$DIR', dir));
+  await writeFile(configFile, withoutDefaultHttp(configYaml).replaceAll('$DIR', dir));
   const argv = [BIN, 'serve', '--config', configFile, ...(options.args ?? [])];
   const env = { ...process.env, ...options.env };
   const stdio = ['ignore', 'pipe', 'pipe', ...(options.passFds ?? [])] as const;
@@ -101,6 +111,6 @@ export async function startSidecar(configYaml: string, files: Record<string, str
     await stop();
     throw new Error(`daemon did not become ready:\n${out}`);
   }
-  const writeConfig = (yaml: string) => writeFile(configFile, yaml.replaceAll('$DIR', dir));
+  const writeConfig = (yaml: string) => writeFile(configFile, withoutDefaultHttp(yaml).replaceAll('$DIR', dir));
   return { dir, process: child, output: () => out, writeConfig, stop };
 }
