@@ -1,0 +1,278 @@
+/**
+ * Real Postfix delivering under MTA-STS, end to end. Runs inside a network namespace of its own
+ * (scripts/e2e-postfix.sh makes it and points its /etc/resolv.conf at the world's DNS server), where
+ * this file starts:
+ *   - NSD with MX, A and _mta-sts TXT records for one domain per case under e2e.test;
+ *   - the HTTPS policy server (lab CA) serving each domain's policy;
+ *   - one lab SMTP server per MX host, on 127.0.25.x:25, with a valid certificate for the MX name, a
+ *     certificate for another name, an expired one, or no STARTTLS at all;
+ *   - the built daemon, socketmap on 127.0.0.1, resolving through /etc/resolv.conf;
+ *   - a Postfix instance of its own (test/e2e/*.template) with smtp_tls_policy_maps pointing at the
+ *     daemon and the lab CA trusted.
+ * Mail goes in with sendmail(1); outcomes are read from the receiving SMTP servers, Postfix's maillog
+ * and `postqueue -j`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createTestCa, type KeyAndCert, type TestCa } from '../lab/ca.js';
+import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-server.js';
+import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
+import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
+import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
+import { startPostfix, type DeliveryLine, type Mail, type Postfix } from './postfix.js';
+
+const ZONE = 'e2e.test';
+const POLICY_ADDRESS = '127.0.44.3';
+const DELIVERY_TIMEOUT_MS = 45_000;
+
+type MxTls = 'valid' | 'wrong-name' | 'expired' | 'no-starttls';
+interface DomainSpec {
+  /** Published policy mode; null = no _mta-sts record at all. */
+  mode: 'enforce' | 'testing' | 'none' | null;
+  /** What the domain's one MX host presents after STARTTLS. */
+  tls: MxTls;
+  /** `mx:` lines of the policy; default: the MX host name. */
+  policyMx?: string[];
+  /** Sent through the `smtp-tlsrpt` transport, whose policy map names the daemon's tlsrpt zone. */
+  tlsrpt?: boolean;
+}
+
+const DOMAINS = {
+  good: { mode: 'enforce', tls: 'valid' },
+  wrongname: { mode: 'enforce', tls: 'wrong-name' },
+  expired: { mode: 'enforce', tls: 'expired' },
+  nostarttls: { mode: 'enforce', tls: 'no-starttls' },
+  unlisted: { mode: 'enforce', tls: 'valid', policyMx: [`mx.elsewhere.${ZONE}`] },
+  testing: { mode: 'testing', tls: 'wrong-name' },
+  none: { mode: 'none', tls: 'no-starttls' },
+  nosts: { mode: null, tls: 'no-starttls' },
+  restart: { mode: 'enforce', tls: 'valid' },
+  tlsrpt: { mode: 'enforce', tls: 'valid', tlsrpt: true },
+} satisfies Record<string, DomainSpec>;
+type Label = keyof typeof DOMAINS;
+const LABELS = Object.keys(DOMAINS) as Label[];
+
+const domainOf = (l: Label) => `${l}.${ZONE}`;
+const mxOf = (l: Label) => `mx.${l}.${ZONE}`;
+const mxAddress = (l: Label) => `127.0.25.${10 + LABELS.indexOf(l)}`;
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function policyBody(spec: DomainSpec, l: Label): string {
+  const mx = spec.mode === 'none' ? [] : (spec.policyMx ?? [mxOf(l)]);
+  return `version: STSv1\nmode: ${spec.mode}\n${mx.map((m) => `mx: ${m}\n`).join('')}max_age: 86400\n`;
+}
+
+const postfixVersion = (): [number, number, number] => {
+  const out = execFileSync('postconf', ['-d', '-h', 'mail_version'], { encoding: 'utf8' }).trim();
+  const [a = 0, b = 0, c = 0] = out.split('.').map(Number);
+  return [a, b, c];
+};
+
+let ca: TestCa;
+let dns: DnsServer;
+let web: PolicyServer;
+const smtp = new Map<Label, SmtpServer>();
+let sidecar: Sidecar | undefined;
+let sidecarConfig: string;
+let policyMap: string;
+let postfix: Postfix;
+const mails = new Map<Label, Mail>();
+
+function startDaemon(): Promise<Sidecar> {
+  return startSidecar(sidecarConfig, { 'ca.pem': ca.certPem });
+}
+
+function mailTo(l: Label): Mail {
+  const id = `${l}.${process.pid}.${Date.now()}@sender.e2e.invalid`;
+  const mail = { from: 'sender@sender.e2e.invalid', to: `user@${domainOf(l)}`, subject: `MTA-STS e2e ${l}`, messageId: id };
+  mails.set(l, mail);
+  return mail;
+}
+
+/** The message as the receiving side got it, found by its Message-ID. */
+function received(l: Label) {
+  const id = mails.get(l)!.messageId;
+  return smtp.get(l)!.messages().filter((m) => m.data.includes(`Message-ID: <${id}>`));
+}
+
+const delivery = (l: Label, skip = 0): Promise<DeliveryLine> =>
+  postfix.waitForDelivery(mails.get(l)!.messageId, DELIVERY_TIMEOUT_MS, skip);
+
+async function queued(l: Label) {
+  const id = postfix.queueIdOf(mails.get(l)!.messageId);
+  return (await postfix.queue()).find((q) => q.queue_id === id);
+}
+
+beforeAll(async () => {
+  const netns = process.env.MTA_STS_E2E_NETNS;
+  const dnsAddress = process.env.MTA_STS_E2E_DNS;
+  if (!netns || !dnsAddress) {
+    throw new Error('test/e2e runs inside its own network namespace: use `bash scripts/e2e-postfix.sh` (npm test does)');
+  }
+  // `ip netns exec` mounted the world's resolv.conf: Postfix and the daemon resolve through it.
+  expect(readFileSync('/etc/resolv.conf', 'utf8')).toContain(`nameserver ${dnsAddress}`);
+
+  ca = await createTestCa('mta-sts e2e CA');
+  web = await startPolicyServer({ address: POLICY_ADDRESS, ca });
+  const records: DnsRecord[] = [];
+  for (const l of LABELS) {
+    const spec: DomainSpec = DOMAINS[l];
+    records.push({ name: l, type: 'MX', value: `10 ${mxOf(l)}.` });
+    records.push({ name: `mx.${l}`, type: 'A', value: mxAddress(l) });
+    if (spec.mode === null) continue;
+    records.push({ name: `_mta-sts.${l}`, type: 'TXT', value: [`v=STSv1; id=${l}1;`] });
+    records.push({ name: `mta-sts.${l}`, type: 'A', value: POLICY_ADDRESS });
+    web.setRoute(`mta-sts.${domainOf(l)}`, { body: policyBody(spec, l) });
+  }
+  dns = await startDnsServer({ address: dnsAddress, zones: { [ZONE]: { records } } });
+
+  const DAY = 86_400_000;
+  for (const l of LABELS) {
+    const tls: MxTls = DOMAINS[l].tls;
+    let cert: KeyAndCert | null = null;
+    if (tls === 'valid') cert = await ca.issue({ dnsNames: [mxOf(l)] });
+    if (tls === 'wrong-name') cert = await ca.issue({ dnsNames: [`other-host.${ZONE}`] });
+    if (tls === 'expired') {
+      cert = await ca.issue({ dnsNames: [mxOf(l)], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
+    }
+    smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l) }));
+  }
+
+  const port = await freePort();
+  sidecarConfig = `
+socketmap:
+  listen: ["tcp:127.0.0.1:${port}"]
+fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 5000 }
+cache: { store: memory }
+zones:
+  reporting: { tlsrpt: true }
+log: { level: info }
+`;
+  sidecar = await startDaemon();
+  policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
+  postfix = await startPostfix({
+    policyMap,
+    tlsrpt: { domain: domainOf('tlsrpt'), policyMap: `socketmap:inet:127.0.0.1:${port}:reporting` },
+    caPem: ca.certPem,
+  });
+
+  // Everything but the daemon-stopped case goes in at once; the cases below wait for their own outcome.
+  for (const l of LABELS) if (l !== 'restart') await postfix.submit(mailTo(l));
+}, 90_000);
+
+afterAll(async () => {
+  // Each step on its own: one failure must not leave the rest running.
+  const steps: Array<() => Promise<unknown>> = [
+    () => postfix?.stop() ?? Promise.resolve(),
+    () => sidecar?.stop() ?? Promise.resolve(),
+    ...[...smtp.values()].map((s) => () => s.stop()),
+    () => web?.stop() ?? Promise.resolve(),
+    () => dns?.stop() ?? Promise.resolve(),
+  ];
+  for (const step of steps) await step().catch((err: unknown) => console.error('e2e cleanup:', err));
+}, 60_000);
+
+describe('enforce policy', () => {
+  it('good MX: delivered over verified TLS, SNI = the MX host name', async () => {
+    const d = await delivery('good');
+    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('good')}[${mxAddress('good')}]:25` });
+    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('good'))}\\[`));
+    const got = received('good');
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ tls: true, sni: mxOf('good'), to: [`<user@${domainOf('good')}>`] });
+  });
+
+  // [case, label, deferral reason, what smtp(8) logged about the certificate (null: no TLS offered)]
+  it.each<[string, Label, RegExp, string | null]>([
+    ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
+    ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired'],
+    // The certificate is valid for the MX host's own name, which the policy's match= list does not cover.
+    ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
+    ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null],
+  ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError) => {
+    const d = await delivery(l);
+    expect(d).toMatchObject({ status: 'deferred', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+    expect(d.reason).toMatch(reason);
+    // Postfix did reach the MX host, so the deferral is the policy's doing ...
+    expect(smtp.get(l)!.sessions().length).toBeGreaterThan(0);
+    const log = postfix.log();
+    if (certError !== null) {
+      // ... it switched to TLS, found the certificate wanting, and stopped there ...
+      const host = `${esc(mxOf(l))}\\[${esc(mxAddress(l))}\\]:25`;
+      expect(log).toMatch(new RegExp(`server certificate verification failed for ${host}: ${esc(certError)}`));
+      expect(log).toMatch(new RegExp(`Untrusted TLS connection established to ${host}`));
+    }
+    // ... and the message never arrived there.
+    expect(smtp.get(l)!.messages()).toEqual([]);
+    const q = await queued(l);
+    expect(q?.queue_name).toBe('deferred');
+    expect(q?.recipients[0]?.delay_reason).toMatch(reason);
+  });
+});
+
+describe('no enforcement', () => {
+  it('testing policy: delivered (opportunistic TLS, the wrong-name certificate is accepted)', async () => {
+    const d = await delivery('testing');
+    expect(d.status).toBe('sent');
+    expect(received('testing')).toMatchObject([{ tls: true }]);
+    expect(postfix.log()).not.toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('testing'))}`));
+  });
+
+  it('mode none: delivered, in clear when the MX offers no STARTTLS', async () => {
+    expect((await delivery('none')).status).toBe('sent');
+    expect(received('none')).toMatchObject([{ tls: false }]);
+  });
+
+  it('no MTA-STS policy published: delivered as before', async () => {
+    expect((await delivery('nosts')).status).toBe('sent');
+    expect(received('nosts')).toMatchObject([{ tls: false }]);
+  });
+});
+
+describe('TLSRPT attributes (zone with tlsrpt: true)', () => {
+  const [major, minor] = postfixVersion();
+  const supported = major > 3 || (major === 3 && minor >= 10);
+  it(`Postfix ${major}.${minor} ${supported ? 'accepts them and delivers' : 'rejects them as an invalid policy and defers'}`, async () => {
+    const d = await delivery('tlsrpt');
+    if (supported) {
+      expect(d.status).toBe('sent');
+      expect(received('tlsrpt')).toMatchObject([{ tls: true, sni: mxOf('tlsrpt') }]);
+    } else {
+      expect(d.status).toBe('deferred');
+      expect(postfix.log()).toMatch(/invalid attribute name: "policy_type"/);
+      expect(received('tlsrpt')).toEqual([]);
+    }
+  });
+});
+
+describe('daemon stopped', () => {
+  it('Postfix defers (table lookup problem), then delivers under the policy once the daemon is back', async () => {
+    await sidecar!.stop();
+    sidecar = undefined;
+    await postfix.submit(mailTo('restart'));
+    const d = await delivery('restart');
+    // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
+    expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+    const log = postfix.log();
+    expect(log).toContain(`${policyMap} lookup error for "${domainOf('restart')}"`);
+    expect(log).toContain(`smtp_tls_policy_maps, next-hop destination "${domainOf('restart')}": policy table lookup error`);
+    // Deferred before connecting anywhere: no TLS policy, no delivery attempt.
+    expect(smtp.get('restart')!.sessions()).toEqual([]);
+    expect((await queued('restart'))?.queue_name).toBe('deferred');
+
+    sidecar = await startDaemon();
+    await postfix.flush();
+    const again = await delivery('restart', 1);
+    expect(again.status).toBe('sent');
+    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('restart'))}\\[`));
+    expect(received('restart')).toMatchObject([{ tls: true, sni: mxOf('restart') }]);
+  });
+
+  it('the flush retried the enforce failures too: still deferred, still not delivered', async () => {
+    for (const l of ['wrongname', 'expired', 'unlisted', 'nostarttls'] as const) {
+      expect((await delivery(l, 1)).status).toBe('deferred');
+      expect(smtp.get(l)!.messages()).toEqual([]);
+    }
+  });
+});

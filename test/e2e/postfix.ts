@@ -1,0 +1,302 @@
+/**
+ * A real Postfix instance for the end-to-end world: its own config_directory, queue_directory,
+ * data_directory and log file in one temp dir, started with `postfix -c DIR start`, fed with
+ * `sendmail -C DIR`, read through its maillog file and `postqueue -j`, stopped with `postfix stop`
+ * (and any process of its that is still alive afterwards is killed by pid).
+ *
+ * Runs as root (the test world's network namespace needs it anyway): then Postfix does not ask for the
+ * config directory to be listed in alternate_config_directories of /etc/postfix/main.cf.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const HERE = import.meta.dirname;
+const CMD_TIMEOUT_MS = 30_000;
+const POLL_MS = 100;
+
+export interface PostfixOptions {
+  /** `smtp_tls_policy_maps` value, e.g. `socketmap:inet:127.0.0.1:PORT:postfix`. */
+  policyMap: string;
+  /** PEM of the CA that smtp(8) trusts (`smtp_tls_CAfile`). */
+  caPem: string;
+  /**
+   * Mail for `domain` goes through the `smtp-tlsrpt` transport, an smtp(8) whose
+   * smtp_tls_policy_maps is `policyMap` (a daemon zone with `tlsrpt: true`).
+   */
+  tlsrpt: { domain: string; policyMap: string };
+}
+
+/** One recipient's entry in `postqueue -j` output. */
+export interface QueuedRecipient {
+  address: string;
+  delay_reason?: string;
+}
+
+/** One message in `postqueue -j` output (Postfix >= 3.1). */
+export interface QueuedMessage {
+  queue_name: string;
+  queue_id: string;
+  recipients: QueuedRecipient[];
+}
+
+/** A delivery attempt as logged by smtp(8) (or error(8)): `QUEUEID: to=<...>, relay=..., status=... (...)`. */
+export interface DeliveryLine {
+  queueId: string;
+  to: string;
+  relay: string;
+  status: string;
+  reason: string;
+  line: string;
+}
+
+export interface Mail {
+  from: string;
+  to: string;
+  subject: string;
+  messageId: string;
+}
+
+export interface Postfix {
+  readonly dir: string;
+  readonly configDir: string;
+  /** Submits one message with sendmail(1) (postdrop into this instance's maildrop). */
+  submit(mail: Mail): Promise<void>;
+  /** The instance's maillog so far. */
+  log(): string;
+  /** Queue id that cleanup(8) logged for `messageId`, if any yet. */
+  queueIdOf(messageId: string): string | undefined;
+  /** smtp(8) delivery lines for a queue id, oldest first. */
+  deliveries(queueId: string): DeliveryLine[];
+  /** Polls the log (bounded) until `messageId` has a delivery line after the first `skip` ones. */
+  waitForDelivery(messageId: string, timeoutMs: number, skip?: number): Promise<DeliveryLine>;
+  /** `postqueue -j`. */
+  queue(): Promise<QueuedMessage[]>;
+  /** `postqueue -f`: deliver all deferred mail now. */
+  flush(): Promise<void>;
+  /** `postfix stop`, kill whatever of it survived, remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], stdin?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { timeout: CMD_TIMEOUT_MS }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') {
+        reject(new Error(`${cmd} could not run (${String(err.code ?? err.message)}); install the Debian package postfix`));
+        return;
+      }
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+    // A command that exits without reading its stdin must not turn into an EPIPE error here.
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(stdin ?? '');
+  });
+}
+
+async function must(cmd: string, args: string[], stdin?: string): Promise<Run> {
+  const r = await run(cmd, args, stdin);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}`);
+  return r;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/* ------------------------------------------------------------------ processes */
+
+interface ProcId {
+  pid: number;
+  start: string;
+}
+
+function procStat(pid: number): { ppid: number; state: string; start: string } | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '', ppid: Number(f[1]), start: f[19] ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+/** `root` and everything it forked, each identified by pid + start time (a recycled pid is never hit). */
+function processTree(root: number): ProcId[] {
+  const rootStat = procStat(root);
+  if (!rootStat) return [];
+  const byParent = new Map<number, ProcId[]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = procStat(Number(e));
+    if (!st) continue;
+    const list = byParent.get(st.ppid) ?? [];
+    list.push({ pid: Number(e), start: st.start });
+    byParent.set(st.ppid, list);
+  }
+  const out: ProcId[] = [{ pid: root, start: rootStat.start }];
+  for (let i = 0; i < out.length && i < 256; i++) out.push(...(byParent.get(out[i]!.pid) ?? []));
+  return out;
+}
+
+function alive(p: ProcId): boolean {
+  const st = procStat(p.pid);
+  return st !== null && st.start === p.start && st.state !== 'Z';
+}
+
+/* ------------------------------------------------------------------ log parsing */
+
+const DELIVERY = /^.*? postfix\/[\w-]+\[\d+\]: ([0-9A-F]+): to=<([^>]*)>, relay=([^,]*), .*?status=(\w+) \((.*)\)$/;
+
+export function parseDeliveries(log: string): DeliveryLine[] {
+  const out: DeliveryLine[] = [];
+  for (const line of log.split('\n')) {
+    const m = DELIVERY.exec(line);
+    if (m) out.push({ queueId: m[1]!, to: m[2]!, relay: m[3]!, status: m[4]!, reason: m[5]!, line });
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------ start */
+
+export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
+  const dir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-postfix-'));
+  // Postfix daemons drop to the postfix user: the path to data_directory must be searchable.
+  chmodSync(dir, 0o755);
+  const configDir = join(dir, 'etc');
+  const logFile = join(dir, 'maillog');
+  const caFile = join(dir, 'ca.pem');
+  const vars: Record<string, string> = {
+    DIR: dir,
+    CONFIG_DIR: configDir,
+    QUEUE_DIR: join(dir, 'spool'),
+    DATA_DIR: join(dir, 'lib'),
+    LOG_FILE: logFile,
+    CA_FILE: caFile,
+    POLICY_MAP: opts.policyMap,
+    TLSRPT_DOMAIN: opts.tlsrpt.domain,
+    TLSRPT_POLICY_MAP: opts.tlsrpt.policyMap,
+  };
+  const fill = (t: string) =>
+    t.replace(/@([A-Z_]+)@/g, (all: string, k: string) => {
+      const v = vars[k];
+      if (v === undefined) throw new Error(`e2e postfix: unknown template variable ${all}`);
+      return v;
+    });
+  async function configure(): Promise<void> {
+    await mkdir(configDir);
+    // queue_directory must exist (root-owned); `postfix start` creates what goes inside it.
+    await mkdir(vars.QUEUE_DIR!, { mode: 0o755 });
+    await writeFile(caFile, opts.caPem);
+    await writeFile(join(configDir, 'main.cf'), fill(await readFile(join(HERE, 'main.cf.template'), 'utf8')));
+    await writeFile(join(configDir, 'master.cf'), fill(await readFile(join(HERE, 'master.cf.template'), 'utf8')));
+  }
+
+  const logText = () => {
+    try {
+      return readFileSync(logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const masterPid = (): number | null => {
+    try {
+      const pid = Number(readFileSync(join(vars.QUEUE_DIR!, 'pid', 'master.pid'), 'utf8').trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  };
+
+  let stopped = false;
+  async function stop(): Promise<void> {
+    if (stopped) return;
+    stopped = true;
+    const pid = masterPid();
+    const tree = pid !== null ? processTree(pid) : [];
+    await run('postfix', ['-c', configDir, 'stop']).catch(() => undefined);
+    for (let i = 0; i < 50 && tree.some(alive); i++) await sleep(POLL_MS);
+    for (const p of tree) {
+      if (alive(p)) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  try {
+    await configure();
+    const started = await run('postfix', ['-c', configDir, 'start']);
+    if (started.code !== 0) {
+      throw new Error(`e2e postfix: postfix start exited ${started.code}:\n${started.stdout}${started.stderr}\nmaillog:\n${logText()}`);
+    }
+    // Started = master is up and the log says so (postlogd works, so the log can be trusted later).
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; ; i++) {
+      const pid = masterPid();
+      if (pid !== null && procStat(pid) !== null && /postfix\/master\[\d+\]: daemon started/.test(logText())) break;
+      if (i >= 200 || Date.now() > deadline) throw new Error(`e2e postfix: master did not start; log:\n${logText()}`);
+      await sleep(POLL_MS);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const queueIdOf = (messageId: string): string | undefined => {
+    const re = new RegExp(`postfix/cleanup\\[\\d+\\]: ([0-9A-F]+): message-id=<${messageId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}>`);
+    return re.exec(logText())?.[1];
+  };
+  const deliveries = (queueId: string) => parseDeliveries(logText()).filter((d) => d.queueId === queueId);
+
+  return {
+    dir,
+    configDir,
+    log: logText,
+    async submit(mail) {
+      const message =
+        `From: <${mail.from}>\nTo: <${mail.to}>\nSubject: ${mail.subject}\nMessage-ID: <${mail.messageId}>\n\n` +
+        `end-to-end test message ${mail.messageId}\n`;
+      await must('sendmail', ['-C', configDir, '-i', '-f', mail.from, '--', mail.to], message);
+    },
+    queueIdOf,
+    deliveries,
+    async waitForDelivery(messageId, timeoutMs, skip = 0) {
+      const deadline = Date.now() + timeoutMs;
+      for (let i = 0; ; i++) {
+        const id = queueIdOf(messageId);
+        const found = id !== undefined ? deliveries(id)[skip] : undefined;
+        if (found) return found;
+        if (i >= Math.ceil(timeoutMs / POLL_MS) || Date.now() > deadline) {
+          const lines = logText().split('\n');
+          const mine = id !== undefined ? lines.filter((l) => l.includes(id)) : [];
+          throw new Error(
+            `e2e postfix: no delivery attempt #${skip + 1} for <${messageId}> (queue id ${id ?? 'none'}) within ${timeoutMs} ms; ` +
+              `its log lines:\n${mine.join('\n')}\nlast log lines:\n${lines.slice(-30).join('\n')}`,
+          );
+        }
+        await sleep(POLL_MS);
+      }
+    },
+    async queue() {
+      const r = await must('postqueue', ['-c', configDir, '-j']);
+      return r.stdout
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as QueuedMessage);
+    },
+    async flush() {
+      await must('postqueue', ['-c', configDir, '-f']);
+    },
+    stop,
+  };
+}
