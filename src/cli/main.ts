@@ -23,8 +23,10 @@ export async function main(argv: string[]): Promise<void> {
     .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .option('--log-format <format>', 'json (one JSON object per line) or pretty (for a terminal)')
-    .action(async (opts: { config?: string; logLevel?: string; logFormat?: string }) => {
-      await runServe({ configFile: opts.config, logLevel: opts.logLevel, logFormat: opts.logFormat });
+    .option('--http-listen <specs>', 'metrics/health listeners, comma-separated (overrides http.listen; "none" = off)')
+    .action(async (opts: { config?: string; logLevel?: string; logFormat?: string; httpListen?: string }) => {
+      const httpListen = opts.httpListen === undefined ? undefined : opts.httpListen === 'none' ? [] : opts.httpListen.split(',');
+      await runServe({ configFile: opts.config, logLevel: opts.logLevel, logFormat: opts.logFormat, httpListen });
     });
 
   program

@@ -33,7 +33,7 @@ export function readConfig(file: string | undefined): LoadedConfig {
     return { ...parseConfigSource(source, file), file };
   } catch (err) {
     // Name the file too: an operator may have several (packaged default, override, migration).
-    if (err instanceof ConfigError && err.path !== '') throw new ConfigError('', `${file}: ${err.message}`);
+    if (err instanceof ConfigError && !err.message.startsWith(file)) throw new ConfigError('', `${file}: ${err.message}`);
     throw err;
   }
 }

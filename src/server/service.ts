@@ -19,6 +19,8 @@ export interface ServiceOptions {
   /** Command-line settings; they win over the file, at start and at every reload. */
   logLevel?: string;
   logFormat?: string;
+  /** `http.listen` from the command line (a postfix-mta-sts-resolver file cannot say it); [] = off. */
+  httpListen?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -156,20 +158,24 @@ function reportConfig(loaded: LoadedConfig, logger: Logger): void {
   }
 }
 
-/** Validates --log-level / --log-format once, naming the flag; returns what applies them to a config. */
+/** Validates the command-line settings once, naming the flag; returns what applies them to a config. */
 function commandLineOverrides(options: ServiceOptions): (config: Config) => void {
   const log: Record<string, string> = {};
   if (options.logLevel !== undefined) log.level = options.logLevel;
   if (options.logFormat !== undefined) log.format = options.logFormat;
-  let checked: Config['log'];
+  const http = options.httpListen === undefined ? {} : { listen: options.httpListen };
+  let checked: Config;
   try {
-    checked = validateConfig({ log }).log;
+    checked = validateConfig({ log, http });
   } catch (err) {
-    if (err instanceof ConfigError) throw new Error(err.message.replace(/^log\.(level|format)/, (_m, k: string) => `--log-${k}`));
+    if (err instanceof ConfigError) {
+      throw new Error(err.message.replace(/^log\.(level|format)|^http\.listen(\[\d+\])?/, (m, k?: string) => (k ? `--log-${k}` : '--http-listen')));
+    }
     throw err;
   }
   return (config) => {
-    if (options.logLevel !== undefined) config.log.level = checked.level;
-    if (options.logFormat !== undefined) config.log.format = checked.format;
+    if (options.logLevel !== undefined) config.log.level = checked.log.level;
+    if (options.logFormat !== undefined) config.log.format = checked.log.format;
+    if (options.httpListen !== undefined) config.http.listen = [...checked.http.listen];
   };
 }
