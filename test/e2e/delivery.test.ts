@@ -34,6 +34,8 @@ interface DomainSpec {
   tls: MxTls;
   /** `mx:` lines of the policy; default: the MX host name. */
   policyMx?: string[];
+  /** Name in the MX host's certificate when `tls` is 'valid'; default: the MX host name. */
+  certName?: string;
   /** Sent through the `smtp-tlsrpt` transport, whose policy map names the daemon's tlsrpt zone. */
   tlsrpt?: boolean;
 }
@@ -44,6 +46,8 @@ const DOMAINS = {
   expired: { mode: 'enforce', tls: 'expired' },
   nostarttls: { mode: 'enforce', tls: 'no-starttls' },
   unlisted: { mode: 'enforce', tls: 'valid', policyMx: [`mx.elsewhere.${ZONE}`] },
+  // An MX host the policy does not list, presenting a certificate for a name the policy does list.
+  lookalike: { mode: 'enforce', tls: 'valid', policyMx: [`mx.listed.${ZONE}`], certName: `mx.listed.${ZONE}` },
   testing: { mode: 'testing', tls: 'wrong-name' },
   none: { mode: 'none', tls: 'no-starttls' },
   nosts: { mode: null, tls: 'no-starttls' },
@@ -131,7 +135,7 @@ beforeAll(async () => {
   for (const l of LABELS) {
     const tls: MxTls = DOMAINS[l].tls;
     let cert: KeyAndCert | null = null;
-    if (tls === 'valid') cert = await ca.issue({ dnsNames: [mxOf(l)] });
+    if (tls === 'valid') cert = await ca.issue({ dnsNames: [(DOMAINS[l] as DomainSpec).certName ?? mxOf(l)] });
     if (tls === 'wrong-name') cert = await ca.issue({ dnsNames: [`other-host.${ZONE}`] });
     if (tls === 'expired') {
       cert = await ca.issue({ dnsNames: [mxOf(l)], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
@@ -208,6 +212,18 @@ describe('enforce policy', () => {
     const q = await queued(l);
     expect(q?.queue_name).toBe('deferred');
     expect(q?.recipients[0]?.delay_reason).toMatch(reason);
+  });
+});
+
+describe('what the socketmap interface cannot express (Postfix < 3.10.5, or no TLSRPT attributes)', () => {
+  // `match=` makes smtp(8) check the certificate against the policy's patterns, not the MX host name
+  // against them: an MX host outside the policy is still used when its certificate names a listed host.
+  // Postfix >= 3.10.5 with the TLSRPT attributes (mx_host_pattern=) skips such an MX host instead.
+  it('unlisted MX host with a valid certificate for a listed name: delivered, verified against the policy name', async () => {
+    const d = await delivery('lookalike');
+    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('lookalike')}[${mxAddress('lookalike')}]:25` });
+    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('lookalike'))}\\[`));
+    expect(received('lookalike')).toMatchObject([{ tls: true, sni: mxOf('lookalike') }]);
   });
 });
 
