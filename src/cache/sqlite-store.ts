@@ -10,8 +10,12 @@
  * - A file that is not a database, fails `PRAGMA quick_check`, or has a table layout we do not recognise is
  *   renamed to `<path>.corrupt-<timestamp>` and the store starts empty: it is a cache, and refetching beats
  *   not starting. A schema version newer than ours is refused instead (see SchemaTooNewError).
+ * - A database file removed or replaced under the running daemon (rm, a restore, a cleanup script) is
+ *   noticed at the next commit (the path no longer names the file we hold open) and opened afresh at the
+ *   same path; until that succeeds (e.g. the directory is now read-only) writes stay queued and retried,
+ *   like any failed commit. Logged once when noticed.
  */
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../config/defaults.js';
@@ -124,15 +128,13 @@ export class SqliteStore implements PolicyStore {
   readonly #flushIntervalMs: number;
   readonly #flushMaxEntries: number;
   readonly #flushRetryMs: number;
-  readonly #db: Db;
-  readonly #stmt: {
-    get: Database.Statement<[string], Row>;
-    upsert: Database.Statement<[Row]>;
-    delete: Database.Statement<[string]>;
-    count: Database.Statement<[], { n: number }>;
-    page: Database.Statement<[string, number], Row>;
-  };
-  readonly #writeBatch: (rows: Row[]) => void;
+  readonly #busyTimeoutMs: number;
+  /** The open database, or null while a removed file could not be opened again. */
+  #db: Db | null;
+  /** Which file #db is (device and inode), to notice the path being removed or replaced. */
+  #identity: { dev: number; ino: number } | null;
+  #stmt!: Statements;
+  #writeBatch!: (rows: Row[]) => void;
   /** Entries put but not yet committed, by domain. */
   readonly #pending = new Map<string, CacheEntry>();
   #timer: NodeJS.Timeout | null = null;
@@ -149,10 +151,14 @@ export class SqliteStore implements PolicyStore {
     this.#flushRetryMs = options.flushRetryMs ?? DEFAULTS.cache.sqlite_flush_retry_ms;
     const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULTS.cache.sqlite_busy_timeout_ms;
 
+    this.#busyTimeoutMs = busyTimeoutMs;
     mkdirSync(dirname(this.path), { recursive: true });
     this.#db = openUsable(this.path, busyTimeoutMs, this.#logger);
+    this.#identity = fileIdentity(this.path);
+    this.#prepare(this.#db);
+  }
 
-    const db = this.#db;
+  #prepare(db: Db): void {
     this.#stmt = {
       get: db.prepare(`SELECT * FROM ${TABLE} WHERE domain = ?`),
       upsert: db.prepare(
@@ -170,10 +176,35 @@ export class SqliteStore implements PolicyStore {
     });
   }
 
+  /**
+   * The database to use now. When the path no longer names the file we hold open (removed or replaced),
+   * the old one is closed and the path opened afresh; throws when that fails (the caller keeps its writes
+   * queued and retries).
+   */
+  #current(): Db {
+    const now = fileIdentity(this.path);
+    if (this.#db !== null && now !== null && now.dev === this.#identity?.dev && now.ino === this.#identity.ino) return this.#db;
+    if (this.#db !== null) {
+      this.#logger.error({ path: this.path }, 'cache database file was removed or replaced; reopening it');
+      this.#db.close();
+      this.#db = null;
+      // SQLite does not remove the write-ahead log of a file that moved while open: left there, the old
+      // file's log would be replayed into whatever now sits at the path. It was ours; drop it.
+      for (const suffix of ['-wal', '-shm']) rmSync(this.path + suffix, { force: true });
+    }
+    mkdirSync(dirname(this.path), { recursive: true });
+    const db = openUsable(this.path, this.#busyTimeoutMs, this.#logger);
+    this.#db = db;
+    this.#identity = fileIdentity(this.path);
+    this.#prepare(db);
+    return db;
+  }
+
   async get(domain: string): Promise<CacheEntry | undefined> {
     this.#assertOpen();
     const queued = this.#pending.get(domain);
     if (queued !== undefined) return structuredClone(queued);
+    if (this.#db === null) this.#current();
     const row = this.#stmt.get.get(domain);
     return row === undefined ? undefined : fromRow(row);
   }
@@ -193,6 +224,7 @@ export class SqliteStore implements PolicyStore {
   async delete(domain: string): Promise<boolean> {
     this.#assertOpen();
     const wasQueued = this.#pending.delete(domain);
+    this.#current();
     const removed = this.#stmt.delete.run(domain).changes > 0;
     return wasQueued || removed;
   }
@@ -230,6 +262,7 @@ export class SqliteStore implements PolicyStore {
     this.#cancelTimer();
     let lost: unknown = null;
     try {
+      if (this.#pending.size > 0) this.#current();
       this.#commit();
     } catch (err) {
       lost = err;
@@ -239,7 +272,7 @@ export class SqliteStore implements PolicyStore {
       );
     }
     this.#pending.clear();
-    this.#db.close();
+    this.#db?.close();
     if (lost !== null) throw lost;
   }
 
@@ -282,6 +315,7 @@ export class SqliteStore implements PolicyStore {
   #flushOrThrow(): void {
     this.#cancelTimer();
     try {
+      this.#current();
       this.#commit();
     } catch (err) {
       this.#schedule(this.#flushRetryMs);
@@ -292,12 +326,31 @@ export class SqliteStore implements PolicyStore {
   /** One transaction for everything queued; the queue is emptied only once it committed. */
   #commit(): void {
     if (this.#pending.size === 0) return;
+    this.#current();
     this.#writeBatch([...this.#pending.values()].map(toRow));
     this.#pending.clear();
     if (this.#failing) {
       this.#failing = false;
       this.#logger.info({ path: this.path }, 'cache database writes succeed again');
     }
+  }
+}
+
+interface Statements {
+  get: Database.Statement<[string], Row>;
+  upsert: Database.Statement<[Row]>;
+  delete: Database.Statement<[string]>;
+  count: Database.Statement<[], { n: number }>;
+  page: Database.Statement<[string, number], Row>;
+}
+
+/** Device and inode of the file at `path`, or null when there is none. */
+function fileIdentity(path: string): { dev: number; ino: number } | null {
+  try {
+    const { dev, ino } = statSync(path);
+    return { dev, ino };
+  } catch {
+    return null;
   }
 }
 

@@ -95,7 +95,7 @@ export async function startDaemon(
   const port = await freePort();
   const sidecar = await startSidecar(
     `
-socketmap: { listen: ["tcp:127.0.0.1:${port}"]${options.socketmap ? `, ${options.socketmap}` : ''} }
+socketmap: { listen: ["tcp:127.0.0.1:${port}"], shutdown_grace_ms: 500${options.socketmap ? `, ${options.socketmap}` : ''} }
 dns: { servers: ["${world.dnsAddress}"], timeout_ms: 300, tries: 1 }
 fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 800 }
 resolver:
@@ -110,6 +110,7 @@ resolver:
   # policy host is actually contacted while the test watches.
   refetch_at_fraction: 0.00001
 ${options.yaml ?? ''}
+http: { listen: [] }
 log: { level: debug }
 `,
     { 'ca.pem': world.https.ca.certPem, ...options.files },
