@@ -33,6 +33,7 @@ const V6_SPECIAL: Array<[string, number]> = [
   ['2002::', 16], // 6to4: embeds an arbitrary IPv4 address
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
+  ['fec0::', 10], // site-local (deprecated by RFC 3879, still routed privately)
   ['ff00::', 8], // multicast
 ];
 
@@ -42,6 +43,8 @@ for (const [net, bits] of V6_SPECIAL) blocked.addSubnet(net, bits, 'ipv6');
 
 /** True when the address is globally reachable unicast, the only kind a policy host may have by default. */
 export function isPublicAddress(address: string): boolean {
+  // A zone index ("fe80::1%eth0") only ever comes with a link-local or other scoped address.
+  if (address.includes('%')) return false;
   const family = isIP(address);
   if (family === 4) return !blocked.check(address, 'ipv4');
   if (family !== 6) return false;
@@ -51,12 +54,18 @@ export function isPublicAddress(address: string): boolean {
 }
 
 /**
- * IPv4-mapped (::ffff:0:0/96) and the deprecated IPv4-compatible (::/96) forms reach the embedded IPv4
- * host, so they are judged as that host. The URL parser gives the canonical text form to read it from.
+ * IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96, RFC 2765), NAT64 well-known prefix
+ * (64:ff9b::/96, RFC 6052) and the deprecated IPv4-compatible (::/96) forms reach the embedded IPv4 host,
+ * so they are judged as that host. The URL parser gives the canonical text form to read it from.
  */
 function embeddedIpv4(v6: string): string | null {
-  const canonical = new URL(`http://[${v6}]/`).hostname.slice(1, -1);
-  const m = /^::(?:ffff:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  let canonical: string;
+  try {
+    canonical = new URL(`http://[${v6}]/`).hostname.slice(1, -1);
+  } catch {
+    return '0.0.0.0'; // not an address the URL parser knows: judged as "this network", never public
+  }
+  const m = /^(?:::|::ffff:|::ffff:0:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
   if (!m) return null;
   const hi = parseInt(m[1]!, 16);
   const lo = parseInt(m[2]!, 16);

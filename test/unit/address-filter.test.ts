@@ -33,6 +33,18 @@ describe('isPublicAddress', () => {
     ['::127.0.0.1', false, 'IPv4-compatible loopback'],
     ['2002:7f00:1::', false, '6to4 (embeds any IPv4)'],
     ['not-an-ip', false, 'not an address'],
+    ['fe80::1%eth0', false, 'link-local with a zone index (never throws)'],
+    ['64:ff9b::7f00:1', false, 'NAT64 well-known prefix to loopback'],
+    ['64:ff9b::a00:1', false, 'NAT64 well-known prefix to RFC 1918'],
+    ['64:ff9b::808:808', true, 'NAT64 well-known prefix to a public IPv4'],
+    ['::ffff:0:7f00:1', false, 'IPv4-translated loopback (RFC 2765)'],
+    ['::ffff:0:a00:1', false, 'IPv4-translated private'],
+    ['fec0::1', false, 'site-local (deprecated)'],
+    ['100.127.255.255', false, 'CGNAT, last address'],
+    ['100.128.0.0', true, 'just outside CGNAT'],
+    ['239.255.255.250', false, 'multicast (SSDP)'],
+    ['ff05::2', false, 'IPv6 multicast, site scope'],
+    ['fc00::1', false, 'ULA fc00::/8 half'],
   ])('%s -> %s (%s)', (address, want) => {
     expect(isPublicAddress(address)).toBe(want);
   });
