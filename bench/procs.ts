@@ -204,10 +204,13 @@ export interface SidecarOptions {
   nodeArgs?: string[];
   /** Wait for the "ready" log line (default true). */
   waitReady?: boolean;
+  /** Another checkout's bin/mta-sts-sidecar (A/B comparisons); default this checkout's. */
+  bin?: string;
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<Server> {
-  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const bin = options.bin ?? BIN;
+  if (!existsSync(join(bin, '../../dist/cli/main.js'))) throw new Error(`dist/ is missing beside ${bin}: run \`npm run build\` first`);
   const dir = await mkdtemp(join(tmpdir(), 'mta-sts-bench-sidecar-'));
   const port = await freePort();
   const config = [
@@ -230,7 +233,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Server> {
   ].join('\n');
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, config);
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, 'serve', '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve', '--config', configFile], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -81,19 +81,10 @@ export class Resolver implements PolicyLookup {
   }
 
   async lookup(domain: string): Promise<LookupResult> {
-    const now = this.now();
-    const hot = this.hot.get(domain);
-    if (hot?.kind === 'policy') {
-      if (now < hot.entry.expiresAt) {
-        if (now >= hot.nextCheckAt) this.checkInBackground(domain);
-        return this.report({ kind: 'policy', domain, entry: hot.entry, source: 'memory' }, 'memory');
-      }
-      // RFC 8461 §5.1: past max_age the policy is gone; it does not linger while a new one is sought.
-      this.dropExpired(domain, hot.entry);
-    } else if (hot?.kind === 'negative' && now < hot.until) {
-      return this.report({ kind: 'none', domain, why: hot.why, ...(hot.error ? { error: hot.error } : {}) }, 'negative');
-    }
+    const hit = this.lookupHot(domain);
+    if (hit !== undefined) return hit;
 
+    const now = this.now();
     const stored = await this.fromStore(domain, now);
     if (stored) {
       this.remember(stored, Math.max(now, stored.checkedAt + this.options.recheckIntervalMs));
@@ -101,6 +92,32 @@ export class Resolver implements PolicyLookup {
       return this.report({ kind: 'policy', domain, entry: stored, source: 'store' }, 'store');
     }
     return this.report(await this.withDeadline(domain, this.singleFlight(domain)), 'resolve');
+  }
+
+  /**
+   * The answer of the memory tier alone, without waiting: an unexpired policy (starting the background
+   * re-check when one is due) or an unexpired negative entry. Undefined when the store or a resolution
+   * must answer: then lookup() does. Reported to the observer exactly as lookup() reports it; lookup()
+   * begins with this, so a caller that tries this first and then lookup() gets the same answers.
+   */
+  lookupHot(domain: string): LookupResult | undefined {
+    const hot = this.hot.get(domain);
+    if (hot === undefined) return undefined;
+    const now = this.now();
+    if (hot.kind === 'policy') {
+      if (now < hot.entry.expiresAt) {
+        if (now >= hot.nextCheckAt) this.checkInBackground(domain);
+        return this.report({ kind: 'policy', domain, entry: hot.entry, source: 'memory' }, 'memory');
+      }
+      // RFC 8461 §5.1: past max_age the policy is gone; it does not linger while a new one is sought.
+      this.dropExpired(domain, hot.entry);
+      return undefined;
+    }
+    if (now >= hot.until) return undefined;
+    const none: LookupResult = hot.error
+      ? { kind: 'none', domain, why: hot.why, error: hot.error }
+      : { kind: 'none', domain, why: hot.why };
+    return this.report(none, 'negative');
   }
 
   /** Resolve now, ignoring negative entries and recheck pacing (`query`, `cache refresh`). */

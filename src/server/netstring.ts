@@ -105,6 +105,30 @@ export class NetstringDecoder {
     }
   }
 
+  /**
+   * Decodes one chunk eagerly, appending every payload it completes to `out`, in order. The same
+   * decoding as feed() without a generator (the socketmap server's per-request path): on a framing error
+   * the payloads before it are already in `out`, then NetstringError is thrown, now and on every later call.
+   */
+  decodeInto(chunk: Buffer, out: Buffer[]): void {
+    if (this.error) throw this.error;
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.phase === 'length') {
+        offset = this.readLength(chunk, offset);
+      } else if (this.phase === 'payload') {
+        offset = this.readPayload(chunk, offset);
+      } else {
+        if (chunk[offset] !== FRAME_END) {
+          throw this.fail('bad-terminator', `netstring does not end with "," after ${this.length} bytes`);
+        }
+        offset += 1;
+        out.push(this.payload);
+        this.reset();
+      }
+    }
+  }
+
   /** Consumes [len] digits up to and including ':'; returns the new offset. */
   private readLength(chunk: Buffer, start: number): number {
     let offset = start;

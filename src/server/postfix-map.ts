@@ -5,24 +5,65 @@
 import type { ZoneConfig } from '../config/schema.js';
 import { NOTFOUND, permReply, postfixReply, type AnswerOptions } from '../answer/postfix.js';
 import { verdictOf } from '../answer/verdict.js';
-import type { PolicyLookup } from '../resolver/types.js';
+import type { CacheEntry } from '../cache/store.js';
+import type { LookupResult, PolicyLookup } from '../resolver/types.js';
 import { normalizeDomainKey } from '../sts/domain.js';
 
 export type MapHandler = (name: string, key: string) => Promise<string>;
 
-export function postfixMapHandler(resolver: PolicyLookup, zones: Record<string, ZoneConfig>): MapHandler {
-  const answerOptions = new Map<string, AnswerOptions>();
-  for (const [name, zone] of Object.entries(zones)) {
-    answerOptions.set(name, { strictTesting: zone.strict_testing, tlsrpt: zone.tlsrpt });
-  }
-  const fallback = answerOptions.get('default')!;
+/** A map handler that returns the reply itself, not a promise, whenever it is known without waiting. */
+export type MapAnswerer = (name: string, key: string) => string | Promise<string>;
 
-  return async (name, key) => {
+/** A PolicyLookup that can also answer from memory at once (Resolver.lookupHot). */
+export interface HotPolicyLookup extends PolicyLookup {
+  /** The answer when the memory tier has it, else undefined (then lookup() answers). */
+  lookupHot(domain: string): LookupResult | undefined;
+}
+
+interface Zone {
+  options: AnswerOptions;
+  /** Replies already formatted for this zone, by cache entry (entries are replaced, never changed). */
+  replies: WeakMap<CacheEntry, string>;
+}
+
+export function postfixMapHandler(resolver: PolicyLookup, zones: Record<string, ZoneConfig>): MapHandler {
+  const answer = postfixMapAnswerer(resolver, zones);
+  return async (name, key) => answer(name, key);
+}
+
+/**
+ * The same answers as postfixMapHandler. Keys that need no lookup, and domains the resolver answers from
+ * memory (when it has lookupHot), get their reply as a string at once; the rest as a promise.
+ */
+export function postfixMapAnswerer(resolver: PolicyLookup | HotPolicyLookup, zones: Record<string, ZoneConfig>): MapAnswerer {
+  const byName = new Map<string, Zone>();
+  for (const [name, zone] of Object.entries(zones)) {
+    byName.set(name, { options: { strictTesting: zone.strict_testing, tlsrpt: zone.tlsrpt }, replies: new WeakMap() });
+  }
+  const fallback = byName.get('default')!;
+  const hot = 'lookupHot' in resolver ? resolver : undefined;
+
+  return (name, key) => {
     // DESIGN.md: the socketmap name selects a zone; unknown names use the default zone.
-    const options = answerOptions.get(name) ?? fallback;
+    const zone = byName.get(name) ?? fallback;
     const k = normalizeDomainKey(key);
     if (k.kind === 'invalid') return permReply(`invalid domain key: ${k.why}`);
     if (k.kind === 'skip') return NOTFOUND;
-    return postfixReply(verdictOf(await resolver.lookup(k.domain)), options);
+    const known = hot?.lookupHot(k.domain);
+    if (known !== undefined) return replyOf(known, zone);
+    return resolver.lookup(k.domain).then((result) => replyOf(result, zone));
   };
+}
+
+function replyOf(result: LookupResult, zone: Zone): string {
+  if (result.kind === 'none') return NOTFOUND;
+  const { entry } = result;
+  // The reply depends only on the zone and the entry (its domain, policy and text).
+  if (result.domain !== entry.domain) return postfixReply(verdictOf(result), zone.options);
+  let reply = zone.replies.get(entry);
+  if (reply === undefined) {
+    reply = postfixReply(verdictOf(result), zone.options);
+    zone.replies.set(entry, reply);
+  }
+  return reply;
 }

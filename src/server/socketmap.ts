@@ -13,10 +13,14 @@ import type { Logger } from 'pino';
 import { permReply, tempReply } from '../answer/postfix.js';
 import { DEFAULTS, SOCKETMAP } from '../config/defaults.js';
 import type { ConnectionControl, ListenerOptions } from './listen.js';
-import { encodeNetstring, NetstringDecoder, NetstringError } from './netstring.js';
+import { NetstringDecoder, NetstringError } from './netstring.js';
 
-/** Returns the reply payload (`OK ...`, `NOTFOUND `, ...) for one lookup. */
-export type SocketmapHandler = (name: string, key: string) => Promise<string>;
+/**
+ * Returns the reply payload (`OK ...`, `NOTFOUND `, ...) for one lookup: the string itself when the answer
+ * is known at once (a cached policy), which is then written without a trip through the promise queue,
+ * else a promise of it.
+ */
+export type SocketmapHandler = (name: string, key: string) => string | Promise<string>;
 
 /** Requests read but not yet answered, per connection. Beyond this we stop reading until replies drain. */
 export const MAX_PIPELINED_REQUESTS = 64;
@@ -65,6 +69,23 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * invalid UTF-8, so those are refused before the handler sees them.
  */
 export function parseSocketmapRequest(payload: Buffer): SocketmapRequest {
+  // What Postfix sends is printable ASCII: one pass over the bytes finds the separator and rules out
+  // control bytes and non-ASCII, which take the general path below. Same answers, without a decode.
+  const n = payload.length;
+  let sep = -1;
+  let i = 0;
+  for (; i < n; i++) {
+    const b = payload[i]!;
+    if (b > 0x20 && b < 0x7f) continue;
+    if (b !== 0x20) break;
+    if (sep < 0) sep = i;
+  }
+  if (i === n) {
+    if (sep < 0) return { error: 'request is not "name key"' };
+    if (sep === 0) return { error: 'empty map name' };
+    if (sep === n - 1) return { error: 'empty key' };
+    return { name: payload.toString('latin1', 0, sep), key: payload.toString('latin1', sep + 1, n) };
+  }
   let text: string;
   try {
     text = utf8.decode(payload);
@@ -100,16 +121,33 @@ interface Slot {
   reply: string | undefined;
 }
 
-/** A received request not yet started, or the PERM that ends the stream after a framing error. */
-type Backlogged = { payload: Buffer } | { final: string };
+/**
+ * A received request not yet started (its payload), or, as a string, the PERM that ends the stream after
+ * a framing error.
+ */
+type Backlogged = Buffer | string;
+
+/** The framed form of the reply written last, reused while replies repeat (cached answers do). */
+let lastReply = '';
+let lastFrame = '0:,';
+
+/** `<len>:<reply>,` as one string (written as UTF-8, so `<len>` counts UTF-8 bytes). */
+function frame(reply: string, bytes: number): string {
+  if (reply === lastReply) return lastFrame;
+  lastReply = reply;
+  lastFrame = `${bytes}:${reply},`;
+  return lastFrame;
+}
 
 class Session {
   private readonly decoder: NetstringDecoder;
   private readonly maxPipelined: number;
-  /** Started requests in arrival order; replies leave from the front only. */
+  /** Started requests in arrival order, while the first of them is unanswered; replies leave from the front. */
   private readonly replies: Slot[] = [];
   /** Complete requests waiting for a pipeline slot. At most one socket chunk beyond the cap. */
   private readonly backlog: Backlogged[] = [];
+  /** Payloads decoded from the current chunk (reused). */
+  private readonly decoded: Buffer[] = [];
   /** No further requests are read; the connection ends once the owed replies are written. */
   private ending = false;
   private ended = false;
@@ -118,7 +156,13 @@ class Session {
   private throttled = false;
   private badRequests = 0;
   private requestTimer: NodeJS.Timeout | undefined;
+  /**
+   * The idle timer is armed once and re-armed when it fires early, rather than cleared and set around
+   * every request: `idleSince` (performance.now()) is when the connection last became idle, or -1 while
+   * something is in progress.
+   */
   private idleTimer: NodeJS.Timeout | undefined;
+  private idleSince = -1;
   private lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -152,18 +196,26 @@ class Session {
     // After the last request, input is read and dropped: closing with unread data would send a reset,
     // which can destroy the PERM reply before the peer reads it.
     if (this.ending) return;
-    this.clearIdleTimer();
+    this.idleSince = -1;
+    const decoded = this.decoded;
     try {
-      for (const payload of this.decoder.feed(chunk)) {
-        this.clearRequestTimer();
-        this.backlog.push({ payload });
-      }
+      this.decoder.decodeInto(chunk, decoded);
     } catch (err) {
       if (!(err instanceof NetstringError)) throw err;
       // One line per connection: the decoder is dead after its first error, and the connection ends.
       this.log.warn({ code: err.code, reason: err.message }, 'socketmap framing error; closing connection');
-      this.backlog.push({ final: permReply(err.message) });
+      for (const payload of decoded) this.backlog.push(payload);
+      decoded.length = 0;
+      this.backlog.push(permReply(err.message));
       this.ending = true;
+      this.clearRequestTimer();
+      this.pump();
+      return;
+    }
+    if (decoded.length > 0) {
+      this.clearRequestTimer();
+      for (const payload of decoded) this.backlog.push(payload);
+      decoded.length = 0;
     }
     this.pump();
   }
@@ -192,21 +244,37 @@ class Session {
   /**
    * Writes every reply that is next in order, starts backlogged requests while the pipeline has room,
    * then adjusts reading and timers. Called after anything changes; each pass consumes the backlog.
+   * Replies known at once (cached answers) are written in the same pass; all replies of one pass leave in
+   * one write.
    */
   private pump(): void {
     if (this.closed || this.ended || this.socket.destroyed) return;
+    let out = '';
     for (;;) {
-      while (this.replies[0]?.reply !== undefined) {
-        this.socket.write(encodeNetstring((this.replies.shift() as Slot).reply as string));
+      const replies = this.replies;
+      while (replies.length > 0 && replies[0]!.reply !== undefined) out += this.framed(replies.shift()!.reply!);
+      // Written in pieces of at most about the high-water mark, so that writableNeedDrain still stops a
+      // peer that does not read.
+      if (out.length >= this.socket.writableHighWaterMark) {
+        this.socket.write(out);
+        out = '';
       }
       // A peer that does not read its replies gets no new lookups: at most one pipeline of replies waits
       // in our write buffer.
-      const room = this.replies.length < this.maxPipelined && !this.socket.writableNeedDrain;
-      const next = room ? this.backlog.shift() : undefined;
+      if (replies.length >= this.maxPipelined || this.socket.writableNeedDrain) break;
+      const next = this.backlog.shift();
       if (next === undefined) break;
-      if ('final' in next) this.replies.push({ reply: next.final });
-      else this.start(next.payload);
+      if (typeof next === 'string') {
+        replies.push({ reply: next });
+        continue;
+      }
+      const reply = this.start(next);
+      if (reply === undefined) continue;
+      // Answered at once: in order only behind replies still owed.
+      if (replies.length === 0) out += this.framed(reply);
+      else replies.push({ reply });
     }
+    if (out !== '') this.socket.write(out);
     if (this.ending && this.replies.length === 0 && this.backlog.length === 0) {
       this.end();
       return;
@@ -215,44 +283,58 @@ class Session {
     this.armTimers();
   }
 
-  private start(payload: Buffer): void {
-    const slot: Slot = { reply: undefined };
-    this.replies.push(slot);
+  /**
+   * Starts one request. Returns its reply when the handler answered at once; otherwise its slot waits in
+   * `replies` for the answer.
+   */
+  private start(payload: Buffer): string | undefined {
     const request = parseSocketmapRequest(payload);
     if ('error' in request) {
       this.badRequests += 1;
       // The first bad request of a connection is worth a warning; a client repeating it is not news.
       const level = this.badRequests === 1 ? 'warn' : 'debug';
       this.log[level]({ reason: request.error }, 'bad socketmap request');
-      slot.reply = permReply(request.error);
-      return;
+      return permReply(request.error);
     }
-    let answer: Promise<string>;
+    let answer: string | Promise<string>;
     try {
-      answer = Promise.resolve(this.handler(request.name, request.key));
+      answer = this.handler(request.name, request.key);
     } catch (err) {
-      answer = Promise.reject(err);
+      return this.handlerFailed(err, request);
     }
-    answer
-      .then(
-        (reply) => this.checkReply(reply),
-        (err: unknown) => {
-          this.log.error({ err, name: request.name, key: request.key }, 'socketmap handler failed');
-          return tempReply('lookup failed');
-        },
-      )
-      .then((reply) => {
-        slot.reply = reply;
-        this.pump();
-      });
+    if (typeof answer === 'string') return answer;
+    const slot: Slot = { reply: undefined };
+    this.replies.push(slot);
+    Promise.resolve(answer).then(
+      (reply) => this.onAnswer(slot, reply),
+      (err: unknown) => this.onAnswer(slot, this.handlerFailed(err, request)),
+    );
+    return undefined;
   }
 
-  /** socketmap(5) PROTOCOL LIMITS: Postfix rejects replies over socketmap_max_reply_size bytes. */
-  private checkReply(reply: string): string {
-    const bytes = Buffer.byteLength(reply);
-    if (bytes <= SOCKETMAP.MAX_REPLY_BYTES) return reply;
-    this.log.warn({ bytes, limit: SOCKETMAP.MAX_REPLY_BYTES }, 'socketmap reply too long');
-    return permReply(`reply longer than ${SOCKETMAP.MAX_REPLY_BYTES} bytes`);
+  private onAnswer(slot: Slot, reply: string): void {
+    slot.reply = reply;
+    this.pump();
+  }
+
+  private handlerFailed(err: unknown, request: { name: string; key: string }): string {
+    this.log.error({ err, name: request.name, key: request.key }, 'socketmap handler failed');
+    return tempReply('lookup failed');
+  }
+
+  /**
+   * The netstring frame of a reply. socketmap(5) PROTOCOL LIMITS: Postfix rejects replies over
+   * socketmap_max_reply_size bytes, so a longer one becomes a PERM.
+   */
+  private framed(reply: string): string {
+    if (reply === lastReply) return lastFrame;
+    let bytes = Buffer.byteLength(reply);
+    if (bytes > SOCKETMAP.MAX_REPLY_BYTES) {
+      this.log.warn({ bytes, limit: SOCKETMAP.MAX_REPLY_BYTES }, 'socketmap reply too long');
+      reply = permReply(`reply longer than ${SOCKETMAP.MAX_REPLY_BYTES} bytes`);
+      bytes = Buffer.byteLength(reply);
+    }
+    return frame(reply, bytes);
   }
 
   /** Stops reading while the pipeline is full or the peer is not reading its replies. */
@@ -278,14 +360,19 @@ class Session {
       this.clearIdleTimer();
       return;
     }
-    if (this.decoder.midFrame && !this.throttled) {
+    const midFrame = this.decoder.midFrame;
+    if (midFrame && !this.throttled) {
       this.requestTimer ??= setTimeout(() => this.onRequestTimeout(), this.options.requestTimeoutMs);
-    } else {
+    } else if (this.requestTimer !== undefined) {
       this.clearRequestTimer();
     }
-    const idle = !this.decoder.midFrame && this.replies.length === 0 && this.backlog.length === 0;
-    if (idle) this.idleTimer ??= setTimeout(() => this.onIdleTimeout(), this.options.idleTimeoutMs);
-    else this.clearIdleTimer();
+    const idle = !midFrame && this.replies.length === 0 && this.backlog.length === 0;
+    if (!idle) {
+      this.idleSince = -1;
+    } else if (this.idleSince < 0) {
+      this.idleSince = performance.now();
+      this.idleTimer ??= setTimeout(() => this.onIdleTimer(), this.options.idleTimeoutMs);
+    }
   }
 
   private onRequestTimeout(): void {
@@ -295,9 +382,19 @@ class Session {
     this.pump();
   }
 
-  private onIdleTimeout(): void {
+  /** Closes the connection once it has been idle for idleTimeoutMs; otherwise waits for the rest of it. */
+  private onIdleTimer(): void {
     this.idleTimer = undefined;
-    this.log.debug({ timeoutMs: this.options.idleTimeoutMs }, 'socketmap connection idle; closing');
+    if (this.ending || this.closed) return;
+    const timeout = this.options.idleTimeoutMs;
+    const idleFor = this.idleSince < 0 ? -1 : performance.now() - this.idleSince;
+    if (idleFor < 0 || idleFor < timeout) {
+      // Busy now (re-checked a full period from now), or idle for less than the timeout so far.
+      const wait = idleFor < 0 ? timeout : Math.max(1, Math.ceil(timeout - idleFor));
+      this.idleTimer = setTimeout(() => this.onIdleTimer(), wait);
+      return;
+    }
+    this.log.debug({ timeoutMs: timeout }, 'socketmap connection idle; closing');
     this.ending = true;
     this.pump();
   }
@@ -320,6 +417,7 @@ class Session {
   private clearIdleTimer(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
+    this.idleSince = -1;
   }
 }
 

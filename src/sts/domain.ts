@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
+import { RFC8461 } from '../config/defaults.js';
 import { asciiLower, hostnameProblem, isLdhLabel } from './mx.js';
 
 export type DomainKey =
@@ -28,6 +29,8 @@ const SERVICE_NAME = /^[A-Za-z](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$/;
 
 /** Normalises one lookup key. Never throws: bad keys come back as `invalid` with a short reason. */
 export function normalizeDomainKey(key: string): DomainKey {
+  // What Postfix sends nearly always: already the normal form. Decided in one pass, same answer as below.
+  if (isNormalLdhDomain(key)) return { kind: 'domain', domain: key };
   // Nothing to resolve.
   if (key === '') return invalid('empty');
   // Control bytes never belong in a domain name, and must not reach logs raw.
@@ -58,6 +61,44 @@ export function normalizeDomainKey(key: string): DomainKey {
   // A single label (localhost, a bare TLD) is not a domain that can publish _mta-sts.<domain>.
   if (!name.domain.includes('.')) return skip('single-label');
   return name;
+}
+
+/**
+ * True when `key` is a domain already in normal form: lower-case LDH labels of 1-63 octets (no leading or
+ * trailing hyphen), at least two, at most 253 octets, no leading or trailing dot, and a last label that is
+ * not all digits. For such a key every check of the general path passes (no control byte or space, not a
+ * parent probe or next hop, not an IP address: an IPv4 address ends in digits, an IPv6 one has colons),
+ * the A-label form is the key itself, and the result is `{ kind: 'domain', domain: key }`. Anything else
+ * (upper case, a trailing dot, U-labels, a port, ...) goes the general way.
+ */
+function isNormalLdhDomain(key: string): boolean {
+  const n = key.length;
+  if (n === 0 || n > RFC8461.DOMAIN_MAX_OCTETS) return false;
+  let labelStart = 0;
+  let labels = 1;
+  let allDigits = true;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) {
+      allDigits = false; // a-z
+    } else if (c >= 0x30 && c <= 0x39) {
+      // 0-9
+    } else if (c === 0x2d) {
+      // '-': not first or last in a label (the label end is checked at the dot or the end)
+      if (i === labelStart) return false;
+      allDigits = false;
+    } else if (c === 0x2e) {
+      // '.': ends a non-empty label of at most 63 octets that does not end with '-'
+      if (i === labelStart || i - labelStart > RFC8461.LABEL_MAX_OCTETS || key.charCodeAt(i - 1) === 0x2d) return false;
+      labels += 1;
+      labelStart = i + 1;
+      allDigits = true;
+    } else {
+      return false;
+    }
+  }
+  if (labelStart === n || n - labelStart > RFC8461.LABEL_MAX_OCTETS || key.charCodeAt(n - 1) === 0x2d) return false;
+  return labels >= 2 && !allDigits;
 }
 
 /** "[host]", "[host]:port", "[1.2.3.4]", "[IPv6:2001:db8::1]", "[2001:db8::1]:25". */
