@@ -223,16 +223,18 @@ function policyTlsFinding(host: string, outcome: Extract<FetchOutcome, { ok: fal
     return fail(`no TLS 1.2 or newer (${code})`, `enable TLS 1.2 and 1.3 on ${host} (RFC 8996; RFC 8461 §3.3 fetches over HTTPS with current TLS)`);
   }
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return fail(`no TLS on port 443 (${code}): plain HTTP?`, `serve HTTPS on port 443 of ${host} (RFC 8461 §3.3)`);
+  const url = `https://${host}${RFC8461.POLICY_PATH}`;
+  const what = code || tail(outcome.message, url);
   switch (outcome.reason) {
     case 'tls':
-      return fail(`TLS failed: ${code || outcome.message}`, `fix HTTPS on ${host}: a certificate from a public CA valid for ${host}, TLS 1.2 or newer (RFC 8461 §3.3)`);
+      return fail(`TLS failed: ${what}`, `fix HTTPS on ${host}: a certificate from a public CA valid for ${host}, TLS 1.2 or newer (RFC 8461 §3.3)`);
     case 'timeout':
-      return fail(`no complete answer in time: ${code || outcome.message}`, `make ${host} answer HTTPS on port 443 promptly`);
+      return fail(`timed out (${what})`, `make ${host} answer HTTPS on port 443 promptly`);
     case 'address':
     case 'dns':
       return fail(outcome.message, `publish public A/AAAA records for ${host}`);
     default:
-      return fail(`cannot connect to ${host}:443 (${code || outcome.message})`, `serve HTTPS on port 443 of ${host}, reachable from the internet (RFC 8461 §3.3)`);
+      return fail(`cannot connect to ${host}:443 (${what})`, `serve HTTPS on port 443 of ${host}, reachable from the internet (RFC 8461 §3.3)`);
   }
 }
 

@@ -130,7 +130,9 @@ describe('judgePolicyFetch: RFC 8461 §3.3, from the fetcher reason classes', ()
     [failed('tls', 'ERR_SSL_WRONG_VERSION_NUMBER'), /plain HTTP\?/, /serve HTTPS on port 443/],
     [failed('tls', 'ERR_SSL_SOMETHING_ELSE'), /^TLS failed: ERR_SSL_SOMETHING_ELSE/, /TLS 1\.2 or newer/],
     [failed('connect', 'ECONNREFUSED'), /^cannot connect to mta-sts\.example\.com:443 \(ECONNREFUSED\)/, /port 443/],
-    [failed('timeout', 'UND_ERR_CONNECT_TIMEOUT'), /^no complete answer in time/, /promptly/],
+    [failed('timeout', 'UND_ERR_CONNECT_TIMEOUT'), /^timed out \(UND_ERR_CONNECT_TIMEOUT\)$/, /promptly/],
+    [failed('timeout', '', `${URL}: no complete answer in time`), /^timed out \(no complete answer in time\)$/, /promptly/],
+    [failed('connect', '', `${URL}: socket hang up`), /^cannot connect to mta-sts\.example\.com:443 \(socket hang up\)$/, /port 443/],
     [failed('address', '', 'mta-sts.example.com resolves only to non-public addresses (10.0.0.1)'), /non-public/, /public A\/AAAA/],
   ];
   it.each(tls)('connection failure %j', (outcome, reason, fix) => {
