@@ -43,10 +43,12 @@ export async function runService(options: ServiceOptions): Promise<number> {
 
   // Signals before the daemon is up are remembered, not fatal (SIGHUP's default action ends a process).
   let stopSignal: string | undefined;
+  let reloadAsked = false;
   let onStop: ((signal: string) => void) | undefined;
   let onReload: (() => void) | undefined;
   const stopHandler = (signal: string) => () => (onStop ? onStop(signal) : (stopSignal ??= signal));
-  const handlers = { SIGTERM: stopHandler('SIGTERM'), SIGINT: stopHandler('SIGINT'), SIGHUP: () => onReload?.() };
+  const reloadHandler = () => (onReload ? onReload() : (reloadAsked = true));
+  const handlers = { SIGTERM: stopHandler('SIGTERM'), SIGINT: stopHandler('SIGINT'), SIGHUP: reloadHandler };
   for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
   const removeHandlers = () => {
     for (const [signal, handler] of Object.entries(handlers)) process.off(signal, handler);
@@ -68,14 +70,14 @@ export async function runService(options: ServiceOptions): Promise<number> {
     throw err;
   }
   const addresses = () => [...daemon.socketmap.addresses, ...(daemon.exim?.addresses ?? [])].map((a) => a.spec).join(', ');
-  await notifier.ready(`answering on ${addresses()}`);
-
   let stopping = false;
-  let reloads = Promise.resolve();
+  // READY=1 goes first; a reload asked for meanwhile runs after it (its RELOADING=1 must not come first).
+  let reloads = notifier.ready(`answering on ${addresses()}`);
   onReload = () => {
     if (stopping) return;
     reloads = reloads.then(() => reloadFromFile(daemon, options.configFile, override, logger, notifier, addresses));
   };
+  if (reloadAsked) onReload();
 
   const code = await new Promise<number>((resolve) => {
     onStop = (signal) => {
@@ -87,12 +89,13 @@ export async function runService(options: ServiceOptions): Promise<number> {
       stopping = true;
       const deadline = stopDeadlineMs(daemon.config);
       logger.info({ signal, deadlineMs: deadline }, 'stopping: no new connections; finishing replies in progress');
-      void notifier.stopping();
+      // STOPPING=1 is sent while draining; the exit waits for it (it is bounded too).
+      const notified = notifier.stopping();
       const force = setTimeout(() => {
         logger.error({ deadlineMs: deadline }, 'stop deadline passed; exiting');
         resolve(1);
       }, deadline);
-      daemon.close().then(
+      Promise.all([daemon.close(), notified]).then(
         () => {
           clearTimeout(force);
           logger.info('stopped');

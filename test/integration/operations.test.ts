@@ -357,7 +357,7 @@ describe('systemd', () => {
       expect(notify.messages()[2]).toMatch(/^READY=1\n/);
       d.sidecar.process.kill('SIGTERM');
       expect(await exited(d.sidecar)).toBe(0);
-      expect(notify.messages()[3]).toBe('STOPPING=1\nSTATUS=stopping');
+      expect(notify.messages().slice(3)).toEqual(['STOPPING=1\nSTATUS=stopping']);
     } finally {
       await notify.stop();
     }
