@@ -72,6 +72,9 @@ const DOMAINS: Record<string, DomainSpec> = {
   norpt: { tlsrpt: null, policy: policyText('enforce', [MX.good]) },
   wrongcert: { policy: policyText('enforce', [MX.good]), route: { cert: 'wrong-name' } },
   html: { policy: policyText('enforce', [MX.good]), route: { headers: { 'content-type': 'text/html' } } },
+  oldtls: { policy: policyText('enforce', [MX.good]), route: { tls: 'legacy' } },
+  redirect: { policy: policyText('enforce', [MX.good]), route: { redirect: 'https://www.check.test/mta-sts.txt' } },
+  big: { policy: policyText('enforce', [MX.good]) + `x-padding: ${'x'.repeat(1000)}\n`.repeat(70), route: {} },
   uncovered: { mx: [`10 ${MX.good}.`, `20 ${MX.extra}.`], policy: policyText('enforce', [MX.good]) },
   plain: { mx: [`10 ${MX.plain}.`], policy: policyText('testing', [MX.plain]) },
   expired: { mx: [`10 ${MX.expired}.`], policy: policyText('enforce', [MX.expired]) },
@@ -298,6 +301,25 @@ describe('check: the policy host and the policy', () => {
     expect(one(r, 'policy-host-http')).toMatchObject({ status: 'fail', reason: expect.stringMatching(/Content-Type "text\/html"/), details: { reason: 'content-type' } });
   });
 
+  it.each<[string, string, RegExp, RegExp]>([
+    ['TLS 1.0/1.1 only', 'oldtls', /^no TLS 1\.2 or newer \(ERR_SSL_/, /enable TLS 1\.2 and 1\.3/],
+  ])('a policy host with %s fails the HTTPS step', async (_case, name, reason, fix) => {
+    const { run, report: r } = await report(name);
+    expectProblems(r, ['fail policy-host-tls']);
+    expect(run.code).toBe(1);
+    expect(one(r, 'policy-host-tls')).toMatchObject({ reason: expect.stringMatching(reason), fix: expect.stringMatching(fix) });
+  });
+
+  it.each<[string, string, RegExp, RegExp]>([
+    ['a redirect', 'redirect', /^HTTP 301 \(redirect to https:\/\/www\.check\.test\/mta-sts\.txt\)$/, /senders do not follow redirects/],
+    ['a body over 64 KiB', 'big', /exceeds 65536 bytes/, /under 65536 bytes/],
+  ])('a policy host answering with %s fails the response step', async (_case, name, reason, fix) => {
+    const { run, report: r } = await report(name);
+    expectProblems(r, ['fail policy-host-http']);
+    expect(run.code).toBe(1);
+    expect(one(r, 'policy-host-http')).toMatchObject({ reason: expect.stringMatching(reason), fix: expect.stringMatching(fix) });
+  });
+
   it('enforce with max_age under a day is a warning (exit 0)', async () => {
     const { run, report: r } = await report('shortage');
     expectProblems(r, ['warn policy']);
@@ -384,6 +406,26 @@ describe('check: the terminal output', () => {
     expect(run.stderr).toMatch(new RegExp(`^\\.\\.\\. probing ${MX.plain} \\(${smtp.plain!.address.replaceAll('.', '\\.')}\\) port 25`, 'm'));
     // No colour when stdout is not a terminal.
     expect(run.stdout).not.toContain('\u001b[');
+  });
+
+  it('on a terminal: colour, and one progress line rewritten in place; NO_COLOR turns colour off', async () => {
+    // util-linux script(1) gives the CLI a real pseudo-terminal for stdout and stderr.
+    const onTty = (env: Record<string, string>) =>
+      new Promise<string>((resolve) => {
+        const base = { ...process.env, ...env };
+        delete base.FORCE_COLOR;
+        if (!env.NO_COLOR) delete base.NO_COLOR;
+        const command = `${process.execPath} ${BIN} check clean.${ZONE} --config ${config}`;
+        execFile('script', ['-qec', command, '/dev/null'], { timeout: 60_000, env: base }, (_err, stdout) => resolve(stdout));
+      });
+    const coloured = await onTty({});
+    expect(coloured).toContain('\u001b[1;32mPASS\u001b[0m  \u001b[1m_mta-sts TXT record\u001b[0m');
+    // Progress is written without a newline, then erased ("\r" + erase line) before the next output.
+    expect(coloured).toMatch(/\.\.\. probing mx-good\.check\.test \([0-9.]+\) port 25: STARTTLS and certificate\r\u001b\[K/);
+    expect(coloured).not.toMatch(/\.\.\. probing [^\r]*\r?\n/);
+    const plain = await onTty({ NO_COLOR: '1' });
+    expect(plain).toMatch(/(^|\r\u001b\[K)PASS  _mta-sts TXT record: /m);
+    expect(plain).not.toContain('\u001b[1;32m');
   });
 
   it('FORCE_COLOR colours the statuses', async () => {
