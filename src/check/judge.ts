@@ -325,9 +325,12 @@ export function judgeMxCovered(host: string, policy: Policy): Step {
   }
   const matched = policy.mx.find((p) => mxMatches(p, host));
   if (matched) return step('mx-covered', pass(`matches mx: ${patternText(matched)}`), { mx: host });
+  // "*.parent" is worth suggesting only when the parent is itself below a TLD ("*.com" never is).
+  const parent = host.slice(host.indexOf('.') + 1);
+  const wildcard = parent.includes('.') ? ` (or "mx: *.${parent}")` : '';
   return step(
     'mx-covered',
-    fail(`no mx pattern of the policy matches ${host}: senders refuse it in enforce mode (RFC 8461 §4.1)`, `add "mx: ${host}" (or "mx: *.${host.slice(host.indexOf('.') + 1)}") to the policy, then bump the TXT id`),
+    fail(`no mx pattern of the policy matches ${host}: senders refuse it in enforce mode (RFC 8461 §4.1)`, `add "mx: ${host}"${wildcard} to the policy, then bump the TXT id`),
     { mx: host },
   );
 }

@@ -224,6 +224,8 @@ describe('judgeMxCovered: RFC 8461 §4.1', () => {
 
   it('the fix names the line to add', () => {
     expect(judgeMxCovered('mx2.example.com', policy).fix).toBe('add "mx: mx2.example.com" (or "mx: *.example.com") to the policy, then bump the TXT id');
+    // Never "*.com".
+    expect(judgeMxCovered('example.com', policy).fix).toBe('add "mx: example.com" to the policy, then bump the TXT id');
   });
 });
 
