@@ -15,12 +15,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createTestCa, type KeyAndCert, type TestCa } from '../lab/ca.js';
 import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-server.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
 import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
-import { startPostfix, type DeliveryLine, type Mail, type Postfix } from './postfix.js';
+import { queueDirOf, startPostfix, type DeliveryLine, type ExtraTransport, type Mail, type Postfix } from './postfix.js';
 
 const ZONE = 'e2e.test';
 const POLICY_ADDRESS = '127.0.44.3';
@@ -36,8 +39,6 @@ interface DomainSpec {
   policyMx?: string[];
   /** Name in the MX host's certificate when `tls` is 'valid'; default: the MX host name. */
   certName?: string;
-  /** Sent through the `smtp-tlsrpt` transport, whose policy map names the daemon's tlsrpt zone. */
-  tlsrpt?: boolean;
 }
 
 const DOMAINS = {
@@ -51,8 +52,13 @@ const DOMAINS = {
   testing: { mode: 'testing', tls: 'wrong-name' },
   none: { mode: 'none', tls: 'no-starttls' },
   nosts: { mode: null, tls: 'no-starttls' },
+  // The daemon-stopped cases; `sticky` goes through a transport with a single smtp(8) process.
   restart: { mode: 'enforce', tls: 'valid' },
-  tlsrpt: { mode: 'enforce', tls: 'valid', tlsrpt: true },
+  sticky: { mode: 'enforce', tls: 'valid' },
+  // The next three go through extra smtp(8) transports (TRANSPORTS in beforeAll).
+  tlsrpt: { mode: 'enforce', tls: 'valid' },
+  chroot: { mode: 'enforce', tls: 'valid' },
+  chrootabs: { mode: 'enforce', tls: 'valid' },
 } satisfies Record<string, DomainSpec>;
 type Label = keyof typeof DOMAINS;
 const LABELS = Object.keys(DOMAINS) as Label[];
@@ -73,6 +79,7 @@ const postfixVersion = (): [number, number, number] => {
   return [a, b, c];
 };
 
+let worldDir: string | undefined;
 let ca: TestCa;
 let dns: DnsServer;
 let web: PolicyServer;
@@ -80,6 +87,8 @@ const smtp = new Map<Label, SmtpServer>();
 let sidecar: Sidecar | undefined;
 let sidecarConfig: string;
 let policyMap: string;
+/** The daemon's unix socket, relative to Postfix's queue_directory. */
+const jailSocket = 'mta-sts-sidecar/socketmap.sock';
 let postfix: Postfix;
 const mails = new Map<Label, Mail>();
 
@@ -117,6 +126,8 @@ beforeAll(async () => {
   // `ip netns exec` mounted the world's resolv.conf: Postfix and the daemon resolve through it.
   expect(readFileSync('/etc/resolv.conf', 'utf8')).toContain(`nameserver ${dnsAddress}`);
 
+  worldDir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-'));
+  await chmod(worldDir, 0o755); // Postfix daemons run as the postfix user below it
   ca = await createTestCa('mta-sts e2e CA');
   web = await startPolicyServer({ address: POLICY_ADDRESS, ca });
   const records: DnsRecord[] = [];
@@ -143,10 +154,34 @@ beforeAll(async () => {
     smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l) }));
   }
 
+  // Postfix first (it opens its maps only when it delivers), so that the daemon's unix socket can sit
+  // inside Postfix's queue_directory, the chroot jail of chrooted services.
   const port = await freePort();
+  policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
+  const postfixDir = join(worldDir, 'postfix');
+  const TRANSPORTS: ExtraTransport[] = [
+    // Debian's default: smtp chrooted. A unix socket path relative to queue_directory works in and
+    // out of the jail (daemons run in queue_directory) ...
+    { name: 'smtp-chroot', domains: [domainOf('chroot')], chroot: true, policyMap: `socketmap:unix:${jailSocket}:postfix` },
+    // ... the same socket by its absolute path does not: inside the jail that path does not exist.
+    {
+      name: 'smtp-chroot-abs',
+      domains: [domainOf('chrootabs')],
+      chroot: true,
+      policyMap: `socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
+    },
+    // One smtp(8) process for all its mail, so that the daemon-stopped test knows which process retries.
+    { name: 'smtp-one', domains: [domainOf('sticky')], chroot: false, policyMap, maxproc: 1 },
+    // The daemon's `reporting` zone answers with the Postfix 3.10 TLSRPT attributes.
+    { name: 'smtp-tlsrpt', domains: [domainOf('tlsrpt')], chroot: false, policyMap: `socketmap:inet:127.0.0.1:${port}:reporting` },
+  ];
+  postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS });
+  await mkdir(join(postfix.queueDir, 'mta-sts-sidecar'), { mode: 0o755 });
+
   sidecarConfig = `
 socketmap:
-  listen: ["tcp:127.0.0.1:${port}"]
+  listen: ["tcp:127.0.0.1:${port}", "unix:${join(postfix.queueDir, jailSocket)}"]
+  unix_mode: "0666"
 fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 5000 }
 cache: { store: memory }
 zones:
@@ -154,25 +189,23 @@ zones:
 log: { level: info }
 `;
   sidecar = await startDaemon();
-  policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
-  postfix = await startPostfix({
-    policyMap,
-    tlsrpt: { domain: domainOf('tlsrpt'), policyMap: `socketmap:inet:127.0.0.1:${port}:reporting` },
-    caPem: ca.certPem,
-  });
 
   // Everything but the daemon-stopped case goes in at once; the cases below wait for their own outcome.
-  for (const l of LABELS) if (l !== 'restart') await postfix.submit(mailTo(l));
+  for (const l of LABELS) if (l !== 'restart' && l !== 'sticky') await postfix.submit(mailTo(l));
 }, 90_000);
 
 afterAll(async () => {
   // Each step on its own: one failure must not leave the rest running.
+  // MTA_STS_E2E_LOG=FILE keeps a copy of Postfix's maillog (for debugging, or as a CI artifact).
+  const keep = process.env.MTA_STS_E2E_LOG;
+  if (keep && postfix) await writeFile(keep, postfix.log()).catch((err: unknown) => console.error('e2e log copy:', err));
   const steps: Array<() => Promise<unknown>> = [
     () => postfix?.stop() ?? Promise.resolve(),
     () => sidecar?.stop() ?? Promise.resolve(),
     ...[...smtp.values()].map((s) => () => s.stop()),
     () => web?.stop() ?? Promise.resolve(),
     () => dns?.stop() ?? Promise.resolve(),
+    () => (worldDir ? rm(worldDir, { recursive: true, force: true }) : Promise.resolve()),
   ];
   for (const step of steps) await step().catch((err: unknown) => console.error('e2e cleanup:', err));
 }, 60_000);
@@ -262,27 +295,56 @@ describe('TLSRPT attributes (zone with tlsrpt: true)', () => {
   });
 });
 
+describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => {
+  it('socket path relative to queue_directory: found inside the jail, policy enforced, delivered', async () => {
+    const d = await delivery('chroot');
+    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chroot')}[${mxAddress('chroot')}]:25` });
+    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chroot'))}\\[`));
+    expect(received('chroot')).toMatchObject([{ tls: true, sni: mxOf('chroot') }]);
+  });
+
+  it('absolute socket path outside the jail: table lookup error, deferred', async () => {
+    const d = await delivery('chrootabs');
+    expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+    expect(postfix.log()).toMatch(new RegExp(`connect to .*${esc(jailSocket)}.*: No such file or directory`));
+    expect(smtp.get('chrootabs')!.sessions()).toEqual([]);
+  });
+});
+
 describe('daemon stopped', () => {
-  it('Postfix defers (table lookup problem), then delivers under the policy once the daemon is back', async () => {
+  const outage: Label[] = ['restart', 'sticky'];
+  const lookupErrors = (l: Label) => postfix.log().split(`${policyMap} lookup error for "${domainOf(l)}"`).length - 1;
+
+  it('Postfix defers mail to every domain it asks about (table lookup problem), before connecting anywhere', async () => {
     await sidecar!.stop();
     sidecar = undefined;
-    await postfix.submit(mailTo('restart'));
-    const d = await delivery('restart');
-    // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
-    expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
-    const log = postfix.log();
-    expect(log).toContain(`${policyMap} lookup error for "${domainOf('restart')}"`);
-    expect(log).toContain(`smtp_tls_policy_maps, next-hop destination "${domainOf('restart')}": policy table lookup error`);
-    // Deferred before connecting anywhere: no TLS policy, no delivery attempt.
-    expect(smtp.get('restart')!.sessions()).toEqual([]);
-    expect((await queued('restart'))?.queue_name).toBe('deferred');
+    for (const l of outage) await postfix.submit(mailTo(l));
+    for (const l of outage) {
+      const d = await delivery(l);
+      // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
+      expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+      expect(lookupErrors(l)).toBe(1);
+      expect(postfix.log()).toContain(`smtp_tls_policy_maps, next-hop destination "${domainOf(l)}": policy table lookup error`);
+      expect(smtp.get(l)!.sessions()).toEqual([]);
+      expect((await queued(l))?.queue_name).toBe('deferred');
+    }
+  });
 
+  it('daemon back: delivered under the policy at the next queue run, even by the smtp(8) process that saw the error', async () => {
     sidecar = await startDaemon();
     await postfix.flush();
-    const again = await delivery('restart', 1);
-    expect(again.status).toBe('sent');
-    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('restart'))}\\[`));
-    expect(received('restart')).toMatchObject([{ tls: true, sni: mxOf('restart') }]);
+    for (const l of outage) {
+      const d = await postfix.waitForStatus(mails.get(l)!.messageId, 'sent', DELIVERY_TIMEOUT_MS);
+      expect(d.relay).toBe(`${mxOf(l)}[${mxAddress(l)}]:25`);
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+      expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+    }
+    // `sticky` has a single smtp(8) process (maxproc 1): the one that failed asked the daemon again.
+    // Postfix keeps a TLS policy lookup result (failures included) for one delivery only.
+    const [failed, sent] = postfix.deliveries(postfix.queueIdOf(mails.get('sticky')!.messageId)!);
+    const pid = (d: DeliveryLine | undefined) => /postfix\/[\w-]+\[(\d+)\]/.exec(d?.line ?? '')?.[1];
+    expect([failed?.status, sent?.status]).toEqual(['deferred', 'sent']);
+    expect(pid(sent)).toBe(pid(failed));
   });
 
   it('the flush retried the enforce failures too: still deferred, still not delivered', async () => {

@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,16 +17,27 @@ const HERE = import.meta.dirname;
 const CMD_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 
+/** An extra smtp(8) transport with a TLS policy map of its own, used for `domains` (transport_maps). */
+export interface ExtraTransport {
+  /** master.cf service name, e.g. `smtp-chroot`. */
+  name: string;
+  domains: string[];
+  /** Run it chrooted in queue_directory (the `y` in master.cf's chroot column, Debian's default for smtp). */
+  chroot: boolean;
+  /** Its `smtp_tls_policy_maps`. */
+  policyMap: string;
+  /** master.cf maxproc; 1 = one smtp(8) process does every delivery of this transport. Default: no limit. */
+  maxproc?: number;
+}
+
 export interface PostfixOptions {
+  /** An empty directory for everything of this instance (created when missing). Default: a new temp dir. */
+  dir?: string;
   /** `smtp_tls_policy_maps` value, e.g. `socketmap:inet:127.0.0.1:PORT:postfix`. */
   policyMap: string;
   /** PEM of the CA that smtp(8) trusts (`smtp_tls_CAfile`). */
   caPem: string;
-  /**
-   * Mail for `domain` goes through the `smtp-tlsrpt` transport, an smtp(8) whose
-   * smtp_tls_policy_maps is `policyMap` (a daemon zone with `tlsrpt: true`).
-   */
-  tlsrpt: { domain: string; policyMap: string };
+  transports?: ExtraTransport[];
 }
 
 /** One recipient's entry in `postqueue -j` output. */
@@ -62,6 +73,8 @@ export interface Mail {
 export interface Postfix {
   readonly dir: string;
   readonly configDir: string;
+  /** queue_directory: the chroot jail of chrooted services. */
+  readonly queueDir: string;
   /** Submits one message with sendmail(1) (postdrop into this instance's maildrop). */
   submit(mail: Mail): Promise<void>;
   /** The instance's maillog so far. */
@@ -72,6 +85,8 @@ export interface Postfix {
   deliveries(queueId: string): DeliveryLine[];
   /** Polls the log (bounded) until `messageId` has a delivery line after the first `skip` ones. */
   waitForDelivery(messageId: string, timeoutMs: number, skip?: number): Promise<DeliveryLine>;
+  /** Polls the log (bounded) until `messageId` has a delivery line with `status`. */
+  waitForStatus(messageId: string, status: string, timeoutMs: number): Promise<DeliveryLine>;
   /** `postqueue -j`. */
   queue(): Promise<QueuedMessage[]>;
   /** `postqueue -f`: deliver all deferred mail now. */
@@ -164,23 +179,37 @@ export function parseDeliveries(log: string): DeliveryLine[] {
 
 /* ------------------------------------------------------------------ start */
 
+/** queue_directory of an instance started with `dir` (known before it starts, for map paths). */
+export const queueDirOf = (dir: string) => join(dir, 'spool');
+
 export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
-  const dir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-postfix-'));
+  let dir: string;
+  if (opts.dir !== undefined) {
+    dir = opts.dir;
+    await mkdir(dir, { recursive: true });
+  } else {
+    dir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-postfix-'));
+  }
   // Postfix daemons drop to the postfix user: the path to data_directory must be searchable.
   chmodSync(dir, 0o755);
+  const transports = opts.transports ?? [];
   const configDir = join(dir, 'etc');
   const logFile = join(dir, 'maillog');
   const caFile = join(dir, 'ca.pem');
   const vars: Record<string, string> = {
     DIR: dir,
     CONFIG_DIR: configDir,
-    QUEUE_DIR: join(dir, 'spool'),
+    QUEUE_DIR: queueDirOf(dir),
     DATA_DIR: join(dir, 'lib'),
     LOG_FILE: logFile,
     CA_FILE: caFile,
     POLICY_MAP: opts.policyMap,
-    TLSRPT_DOMAIN: opts.tlsrpt.domain,
-    TLSRPT_POLICY_MAP: opts.tlsrpt.policyMap,
+    TRANSPORT_MAPS: transports.length
+      ? `inline:{ ${transports.flatMap((t) => t.domains.map((d) => `${d}=${t.name}:`)).join(', ')} }`
+      : '',
+    EXTRA_TRANSPORTS: transports
+      .map((t) => `${t.name} unix - - ${t.chroot ? 'y' : 'n'} - ${t.maxproc ?? '-'} smtp\n  -o smtp_tls_policy_maps=${t.policyMap}`)
+      .join('\n'),
   };
   const fill = (t: string) =>
     t.replace(/@([A-Z_]+)@/g, (all: string, k: string) => {
@@ -193,6 +222,11 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     // queue_directory must exist (root-owned); `postfix start` creates what goes inside it.
     await mkdir(vars.QUEUE_DIR!, { mode: 0o755 });
     await writeFile(caFile, opts.caPem);
+    // What a chrooted smtp(8) reads from /etc (Debian's init script copies the same into the jail).
+    await mkdir(join(vars.QUEUE_DIR!, 'etc'), { mode: 0o755 });
+    for (const f of ['resolv.conf', 'services', 'hosts', 'nsswitch.conf']) {
+      await copyFile(join('/etc', f), join(vars.QUEUE_DIR!, 'etc', f)).catch(() => undefined);
+    }
     await writeFile(join(configDir, 'main.cf'), fill(await readFile(join(HERE, 'main.cf.template'), 'utf8')));
     await writeFile(join(configDir, 'master.cf'), fill(await readFile(join(HERE, 'master.cf.template'), 'utf8')));
   }
@@ -258,9 +292,34 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
   };
   const deliveries = (queueId: string) => parseDeliveries(logText()).filter((d) => d.queueId === queueId);
 
+  /** Polls the log, bounded in time and rounds, until `pick` finds a delivery line of `messageId`. */
+  async function poll(
+    messageId: string,
+    timeoutMs: number,
+    what: string,
+    pick: (all: DeliveryLine[]) => DeliveryLine | undefined,
+  ): Promise<DeliveryLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; ; i++) {
+      const id = queueIdOf(messageId);
+      const found = id !== undefined ? pick(deliveries(id)) : undefined;
+      if (found) return found;
+      if (i >= Math.ceil(timeoutMs / POLL_MS) || Date.now() > deadline) {
+        const lines = logText().split('\n');
+        const mine = id !== undefined ? lines.filter((l) => l.includes(id)) : [];
+        throw new Error(
+          `e2e postfix: no ${what} for <${messageId}> (queue id ${id ?? 'none'}) within ${timeoutMs} ms; ` +
+            `its log lines:\n${mine.join('\n')}\nlast log lines:\n${lines.slice(-30).join('\n')}`,
+        );
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
   return {
     dir,
     configDir,
+    queueDir: vars.QUEUE_DIR!,
     log: logText,
     async submit(mail) {
       const message =
@@ -270,23 +329,10 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     },
     queueIdOf,
     deliveries,
-    async waitForDelivery(messageId, timeoutMs, skip = 0) {
-      const deadline = Date.now() + timeoutMs;
-      for (let i = 0; ; i++) {
-        const id = queueIdOf(messageId);
-        const found = id !== undefined ? deliveries(id)[skip] : undefined;
-        if (found) return found;
-        if (i >= Math.ceil(timeoutMs / POLL_MS) || Date.now() > deadline) {
-          const lines = logText().split('\n');
-          const mine = id !== undefined ? lines.filter((l) => l.includes(id)) : [];
-          throw new Error(
-            `e2e postfix: no delivery attempt #${skip + 1} for <${messageId}> (queue id ${id ?? 'none'}) within ${timeoutMs} ms; ` +
-              `its log lines:\n${mine.join('\n')}\nlast log lines:\n${lines.slice(-30).join('\n')}`,
-          );
-        }
-        await sleep(POLL_MS);
-      }
-    },
+    waitForDelivery: (messageId, timeoutMs, skip = 0) =>
+      poll(messageId, timeoutMs, `delivery attempt #${skip + 1}`, (all) => all[skip]),
+    waitForStatus: (messageId, status, timeoutMs) =>
+      poll(messageId, timeoutMs, `delivery with status=${status}`, (all) => all.find((d) => d.status === status)),
     async queue() {
       const r = await must('postqueue', ['-c', configDir, '-j']);
       return r.stdout
