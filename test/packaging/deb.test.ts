@@ -30,7 +30,9 @@ const SEARCH_ROOTS = ['/etc', '/usr', '/lib', '/var', '/run', '/opt', '/srv', '/
 const SEARCH_PRUNE = ['/var/cache', '/var/log', '/var/tmp', '/var/spool', '/var/lib/apt/lists'];
 const PORTS = [8461, 8462]; // the packaged config's defaults: socketmap.listen, http.listen
 
-const BUILD_TIMEOUT_MS = 9 * 60_000;
+const LOCK_FILE = `/var/tmp/${PKG}-deb-test.lock`;
+/** Waiting for another run of this test, then one build (cold: npm ci and SQLite's compile). */
+const BUILD_TIMEOUT_MS = 15 * 60_000;
 const APT_TIMEOUT_MS = 5 * 60_000;
 const READY_TIMEOUT_MS = 20_000;
 
@@ -103,8 +105,23 @@ let daemonOut = '';
 let userIds: { uid: string; gid: string } | undefined;
 let preconditionsMet = false;
 
+/**
+ * The package, its user and the default ports are one per machine: a second run of this file (another
+ * checkout's test suite) waits here until the first has purged. The lock is held by a child `flock`
+ * process and released when it ends, also if this process dies.
+ */
+let lockHolder: ChildProcess | undefined;
+async function lockMachine(): Promise<void> {
+  lockHolder = spawn('flock', [LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((ok, fail) => {
+    lockHolder!.stdout!.once('data', () => ok());
+    lockHolder!.once('exit', (code) => fail(new Error(`flock ${LOCK_FILE} exited with ${code}`)));
+  });
+}
+
 beforeAll(async () => {
   expect(process.getuid?.(), 'the package test installs a .deb: run it as root').toBe(0);
+  await lockMachine();
   const status = await packageStatus();
   if (status !== 'not-installed') throw new Error(`${PKG} is already on this machine (dpkg: ${status}); this test will not touch it`);
   if (await getent('passwd', PKG)) throw new Error(`user ${PKG} exists without the package; this test would delete it on purge`);
@@ -136,12 +153,16 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
-  if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
-  if (!preconditionsMet) return;
-  if ((await packageStatus()) !== 'not-installed') await run('dpkg', ['--purge', PKG], { env: aptEnv, timeout: APT_TIMEOUT_MS });
-  for (const [path, aside] of movedAside) {
-    rmSync(path, { recursive: true, force: true });
-    renameSync(aside, path);
+  try {
+    if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
+    if (!preconditionsMet) return;
+    if ((await packageStatus()) !== 'not-installed') await run('dpkg', ['--purge', PKG], { env: aptEnv, timeout: APT_TIMEOUT_MS });
+    for (const [path, aside] of movedAside) {
+      rmSync(path, { recursive: true, force: true });
+      renameSync(aside, path);
+    }
+  } finally {
+    lockHolder?.stdin!.end();
   }
 }, APT_TIMEOUT_MS);
 
