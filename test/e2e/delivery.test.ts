@@ -55,9 +55,10 @@ const DOMAINS = {
   // The daemon-stopped cases; `sticky` goes through a transport with a single smtp(8) process.
   restart: { mode: 'enforce', tls: 'valid' },
   sticky: { mode: 'enforce', tls: 'valid' },
-  // The next three go through extra smtp(8) transports (TRANSPORTS in beforeAll).
+  // The next four go through extra smtp(8) transports (TRANSPORTS in beforeAll).
   tlsrpt: { mode: 'enforce', tls: 'valid' },
   chroot: { mode: 'enforce', tls: 'valid' },
+  chrootproxy: { mode: 'enforce', tls: 'valid' },
   chrootabs: { mode: 'enforce', tls: 'valid' },
 } satisfies Record<string, DomainSpec>;
 type Label = keyof typeof DOMAINS;
@@ -163,7 +164,14 @@ beforeAll(async () => {
     // Debian's default: smtp chrooted. A unix socket path relative to queue_directory works in and
     // out of the jail (daemons run in queue_directory) ...
     { name: 'smtp-chroot', domains: [domainOf('chroot')], chroot: true, policyMap: `socketmap:unix:${jailSocket}:postfix` },
-    // ... the same socket by its absolute path does not: inside the jail that path does not exist.
+    // ... and proxymap(8), which runs outside the jail, reaches a socket anywhere for a chrooted smtp(8) ...
+    {
+      name: 'smtp-chroot-proxy',
+      domains: [domainOf('chrootproxy')],
+      chroot: true,
+      policyMap: `proxy:socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
+    },
+    // ... but the socket by its absolute path does not work in the jail: there that path does not exist.
     {
       name: 'smtp-chroot-abs',
       domains: [domainOf('chrootabs')],
@@ -303,7 +311,14 @@ describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => 
     expect(received('chroot')).toMatchObject([{ tls: true, sni: mxOf('chroot') }]);
   });
 
-  it('absolute socket path outside the jail: table lookup error, deferred', async () => {
+  it('proxy:socketmap:unix:/absolute/path: proxymap(8) asks for the chrooted smtp(8), policy enforced, delivered', async () => {
+    const d = await delivery('chrootproxy');
+    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chrootproxy')}[${mxAddress('chrootproxy')}]:25` });
+    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chrootproxy'))}\\[`));
+    expect(received('chrootproxy')).toMatchObject([{ tls: true, sni: mxOf('chrootproxy') }]);
+  });
+
+  it('absolute socket path in a chrooted smtp(8): table lookup error, deferred', async () => {
     const d = await delivery('chrootabs');
     expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
     expect(postfix.log()).toMatch(new RegExp(`connect to .*${esc(jailSocket)}.*: No such file or directory`));

@@ -207,6 +207,11 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     TRANSPORT_MAPS: transports.length
       ? `inline:{ ${transports.flatMap((t) => t.domains.map((d) => `${d}=${t.name}:`)).join(', ')} }`
       : '',
+    // proxymap(8) serves only the tables listed here (main.cf's, not master.cf -o overrides).
+    PROXY_READ_MAPS: [
+      '$smtp_tls_policy_maps',
+      ...transports.filter((t) => t.policyMap.startsWith('proxy:')).map((t) => t.policyMap),
+    ].join(' '),
     EXTRA_TRANSPORTS: transports
       .map((t) => `${t.name} unix - - ${t.chroot ? 'y' : 'n'} - ${t.maxproc ?? '-'} smtp\n  -o smtp_tls_policy_maps=${t.policyMap}`)
       .join('\n'),
