@@ -32,6 +32,7 @@ LAB_SYSTEM_PACKAGES=(
   "ccache:ccache"
   "adduser:adduser"
   "man-db:man"
+  "systemd:systemd-analyze"
 )
 
 lab_system_deps() (
