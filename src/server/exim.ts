@@ -7,10 +7,11 @@
  *   policy DOMAIN
  *   mx DOMAIN MXHOST
  *
- * Words are separated by spaces or tabs; the verb is case-insensitive. Anything after the first line is
- * read and dropped. Every failure (bad request, request too long, timeout, lookup error) gets one
- * `error="..."` line from src/answer/exim.ts and the connection closes; nothing a peer sends can end the
- * process or touch another connection.
+ * Words are separated by spaces or tabs; the verb is case-insensitive. Exim never sends a second line,
+ * so one arriving before the reply is written is an error (a line end smuggled into a request must not
+ * turn its first part into a question of its own). Every failure (bad request, request too long,
+ * timeout, lookup error) gets one `error="..."` line from src/answer/exim.ts and the connection closes;
+ * nothing a peer sends can end the process or touch another connection.
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -98,6 +99,8 @@ class Session {
   private gotRequest = false;
   /** A reply has been written, or the connection is being closed without one. */
   private done = false;
+  /** Input arrived after the request line while its lookup ran. */
+  private moreInput = false;
   private readonly requestTimer: NodeJS.Timeout;
   private lingerTimer: NodeJS.Timeout | undefined;
 
@@ -125,15 +128,19 @@ class Session {
   }
 
   private onData(chunk: Buffer): void {
-    // Input after the request is dropped but still read: closing with unread data sends a reset, which
-    // can destroy the reply before the peer reads it.
-    if (this.gotRequest) return;
+    // Input after the request is still read, then dropped: closing with unread data sends a reset,
+    // which can destroy the reply before the peer reads it.
+    if (this.gotRequest) {
+      if (!this.done && chunk.length > 0) this.moreInput = true;
+      return;
+    }
     const lf = chunk.indexOf(LF);
     const part = lf < 0 ? chunk : chunk.subarray(0, lf);
     this.chunks.push(part);
     this.received += part.length;
     if (lf >= 0) {
-      this.request();
+      if (lf + 1 < chunk.length) this.refuse('more than one request line');
+      else this.request();
       return;
     }
     // Stop buffering as soon as the line cannot fit (one byte more for a CR before the LF).
@@ -169,7 +176,7 @@ class Session {
       answer = Promise.reject(err);
     }
     answer.then(
-      (reply) => this.finish(reply),
+      (reply) => this.finish(this.moreInput ? eximErrorReply('more than one request line') : reply),
       (err: unknown) => {
         this.log.error({ err, request }, 'exim lookup failed');
         this.finish(eximErrorReply('lookup failed'));

@@ -157,15 +157,21 @@ describe('Exim protocol: requests and replies', () => {
     expect(resolver.asked).toEqual([]);
   });
 
-  it('input after the request line is read and dropped: one reply per connection', async () => {
+  it('a second line in the same packet is an error, without a lookup', async () => {
+    const { where, resolver } = await serve();
+    const r = await readsocket(where, 'mx enforce.example mx1.enforce.example\nevil.example');
+    expect(r.reply).toBe('error="more than one request line"\n');
+    expect(resolver.asked).toEqual([]);
+  });
+
+  it('a second line arriving while the lookup runs turns the answer into an error', async () => {
     const { where, resolver } = await serve();
     let open!: () => void;
     resolver.gate = new Promise((r) => (open = r));
-    const pending = exchange(where, ['policy plain.example\npolicy other.example\n', 30, 'policy enforce.example\n', 30], true);
+    const pending = exchange(where, ['policy plain.example\n', 30, 'policy enforce.example\n', 30], true);
     await new Promise((r) => setTimeout(r, 100));
     open();
-    const r = await pending;
-    expect(r.reply).toBe('mode=none reason=no-record\n');
+    expect((await pending).reply).toBe('error="more than one request line"\n');
     expect(resolver.asked).toEqual(['plain.example']);
   });
 
