@@ -59,12 +59,8 @@ async function fakeDaemon(answer: string): Promise<{ socket: string; connections
   };
 }
 
-/** A TCP port with nothing listening: bound, then closed. */
-async function deadSocket(): Promise<string> {
-  const fake = await fakeDaemon('');
-  await fake.close();
-  return fake.socket;
-}
+/** Nothing listens on port 9 of this test's own loopback address: connections are refused. */
+const deadSocket = async (): Promise<string> => `inet:${MX_HOST}:9`;
 
 describe.each<Scheme>(['split', 'unsplit'])('Debian %s configuration with contrib/exim', (scheme) => {
   let config: EximConfig;
