@@ -1,6 +1,6 @@
 /**
- * The Debian package, end to end on this machine: build it from the checkout (scripts/build-deb.sh,
- * once), lint it, install it with apt, run the installed daemon the way its systemd unit does (the
+ * The Debian package, end to end on this machine: build it from the checkout (`npm run deb`, once),
+ * lint it, install it with apt, run the installed daemon the way its systemd unit does (the
  * unit's User= and ExecStart=, with the packaged config), ask it with Postfix's postmap, remove it,
  * purge it, and check that nothing is left.
  *
@@ -11,7 +11,7 @@
  * whatever happened. No DNS: the keys asked need no lookup.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,16 +139,17 @@ beforeAll(async () => {
   }
   namedBefore = await pathsNamedAfterPackage();
 
-  // One build per run; its log goes to build/deb-test.log.
+  // One build per run, with the documented command; its log goes to build/deb-test.log.
   const logFile = join(ROOT, 'build/deb-test.log');
+  mkdirSync(join(ROOT, 'build'), { recursive: true });
   rmSync(logFile, { force: true });
-  const child = spawn('bash', [join(ROOT, 'scripts/build-deb.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npm', ['run', '--silent', 'deb'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile);
   child.stdout.on('data', (b: Buffer) => ((buildLog += b.toString()), log.write(b)));
   child.stderr.on('data', (b: Buffer) => log.write(b));
   const code = await new Promise<number | null>((ok) => child.once('exit', ok));
   log.end();
-  if (code !== 0) throw new Error(`scripts/build-deb.sh failed (exit ${code}); see build/deb-test.log`);
+  if (code !== 0) throw new Error(`npm run deb failed (exit ${code}); see build/deb-test.log`);
   deb = buildLog.trim().split('\n').pop()!;
 }, BUILD_TIMEOUT_MS);
 
