@@ -329,6 +329,33 @@ describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => 
   });
 });
 
+describe('checking the setup with postmap -q (contrib/postfix/README.md)', () => {
+  const secure = (l: Label) => `secure match=${mxOf(l)} servername=hostname\n`;
+  const socket = () => join(postfix.queueDir, jailSocket);
+
+  it('tcp map: the enforce policy as smtp(8) gets it; nothing (exit 1) for a domain without one', async () => {
+    expect(await postfix.postmap(domainOf('good'), policyMap)).toMatchObject({ code: 0, stdout: secure('good') });
+    expect(await postfix.postmap(domainOf('nosts'), policyMap)).toMatchObject({ code: 1, stdout: '' });
+  });
+
+  it('unix socket by a path relative to queue_directory: run postmap there', async () => {
+    const r = await postfix.postmap(domainOf('chroot'), `socketmap:unix:${jailSocket}:postfix`, postfix.queueDir);
+    expect(r).toMatchObject({ code: 0, stdout: secure('chroot') });
+  });
+
+  it('proxy: map, through the running instance\'s proxymap(8)', async () => {
+    const r = await postfix.postmap(domainOf('chrootproxy'), `proxy:socketmap:unix:${socket()}:postfix`);
+    expect(r).toMatchObject({ code: 0, stdout: secure('chrootproxy') });
+  });
+
+  it('daemon not answering: postmap reports the lookup error (exit 2, warnings on stderr)', async () => {
+    const r = await postfix.postmap(domainOf('good'), 'socketmap:inet:127.0.0.1:9:postfix');
+    expect(r).toMatchObject({ code: 2, stdout: '' });
+    expect(r.stderr).toContain('connect to 127.0.0.1:9: Connection refused');
+    expect(r.stderr).toContain('lookup error for "good.e2e.test"');
+  });
+});
+
 describe('daemon stopped', () => {
   const outage = OUTAGE;
   const lookupErrors = (l: Label) => postfix.log().split(`${policyMap} lookup error for "${domainOf(l)}"`).length - 1;

@@ -87,6 +87,8 @@ export interface Postfix {
   waitForDelivery(messageId: string, timeoutMs: number, skip?: number): Promise<DeliveryLine>;
   /** Polls the log (bounded) until `messageId` has a delivery line with `status`. */
   waitForStatus(messageId: string, status: string, timeoutMs: number): Promise<DeliveryLine>;
+  /** `postmap -q KEY MAP` with this instance's main.cf (so `proxy:` maps go to its proxymap), run in `cwd`. */
+  postmap(key: string, map: string, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** `postqueue -j`. */
   queue(): Promise<QueuedMessage[]>;
   /** `postqueue -f`: deliver all deferred mail now. */
@@ -101,9 +103,9 @@ interface Run {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], stdin?: string): Promise<Run> {
+function run(cmd: string, args: string[], stdin?: string, cwd?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout: CMD_TIMEOUT_MS }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { timeout: CMD_TIMEOUT_MS, cwd }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
         reject(new Error(`${cmd} could not run (${String(err.code ?? err.message)}); install the Debian package postfix`));
         return;
@@ -338,6 +340,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
       poll(messageId, timeoutMs, `delivery attempt #${skip + 1}`, (all) => all[skip]),
     waitForStatus: (messageId, status, timeoutMs) =>
       poll(messageId, timeoutMs, `delivery with status=${status}`, (all) => all.find((d) => d.status === status)),
+    postmap: (key, map, cwd) => run('postmap', ['-c', configDir, '-q', key, map], undefined, cwd),
     async queue() {
       const r = await must('postqueue', ['-c', configDir, '-j']);
       return r.stdout
