@@ -29,11 +29,11 @@ export interface World {
 }
 
 /** Every label gets a TXT record (id = label) and an A record for its policy host, served `policy(label)`. */
-export async function startWorld(labels: string[]): Promise<World> {
+export async function startWorld(labels: string[], extra: (address: string) => DnsRecord[] = () => []): Promise<World> {
   const address = await allocateLoopback();
   const dnsAddress = await allocateLoopback();
   const https = await startPolicyServer({ address });
-  const records: DnsRecord[] = [];
+  const records: DnsRecord[] = [...extra(address)];
   for (const l of labels) {
     records.push({ name: `_mta-sts.${l}`, type: 'TXT', value: [`v=STSv1; id=${l.replace(/[^a-z0-9]/gi, '')}`] });
     records.push({ name: `mta-sts.${l}`, type: 'A', value: address });
@@ -87,28 +87,43 @@ export interface Daemon {
   stop(): Promise<number | null>;
 }
 
+/**
+ * Short timers, so that faults show within seconds. refetch_at_fraction: 86400 s x 0.00001 = 0.86 s, so
+ * cached policies are refetched (same id) within a second and a broken policy host is actually contacted
+ * while a test watches. min_fetch_interval_ms 0: pacing has its own test.
+ */
+export const FAST_RESOLVER: Record<string, number> = {
+  answer_deadline_ms: 3000,
+  recheck_interval_ms: 150,
+  failure_retry_ms: 300,
+  failure_backoff_max_ms: 300,
+  dns_failure_ttl_ms: 300,
+  negative_ttl_ms: 300,
+  min_fetch_interval_ms: 0,
+  refetch_at_fraction: 0.00001,
+};
+
 /** The built daemon against the world's fault injector, with short timeouts so faults show in seconds. */
 export async function startDaemon(
   world: World,
-  options: { socketmap?: string; yaml?: string; files?: Record<string, string> } = {},
+  options: {
+    socketmap?: string;
+    yaml?: string;
+    files?: Record<string, string>;
+    allowPrivate?: boolean;
+    /** fetch.timeout_ms; default 2000 (a first TLS handshake with a lab host can take a while on a busy machine). */
+    fetchTimeoutMs?: number;
+    /** resolver.* settings over FAST_RESOLVER. */
+    resolver?: Record<string, number>;
+  } = {},
 ): Promise<Daemon> {
   const port = await freePort();
   const sidecar = await startSidecar(
     `
 socketmap: { listen: ["tcp:127.0.0.1:${port}"], shutdown_grace_ms: 500${options.socketmap ? `, ${options.socketmap}` : ''} }
-dns: { servers: ["${world.dnsAddress}"], timeout_ms: 300, tries: 1 }
-fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 800 }
-resolver:
-  answer_deadline_ms: 1500
-  recheck_interval_ms: 150
-  failure_retry_ms: 300
-  failure_backoff_max_ms: 300
-  dns_failure_ttl_ms: 300
-  negative_ttl_ms: 300
-  min_fetch_interval_ms: 0
-  # 86400 s x 0.00001 = 0.86 s: cached policies are refetched (same id) within a second, so a broken
-  # policy host is actually contacted while the test watches.
-  refetch_at_fraction: 0.00001
+dns: { servers: ["${world.dnsAddress}"], timeout_ms: 1000, tries: 1 }
+fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: ${options.allowPrivate ?? true}, timeout_ms: ${options.fetchTimeoutMs ?? 2000} }
+resolver: ${JSON.stringify({ ...FAST_RESOLVER, ...options.resolver })}
 ${options.yaml ?? ''}
 http: { listen: [] }
 log: { level: debug }
