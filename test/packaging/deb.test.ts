@@ -155,7 +155,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   try {
-    if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
+    if (daemon && daemon.exitCode === null) {
+      // runuser's child is the daemon: end it first (by its pid), then runuser.
+      for (const child of childrenOf(daemon.pid!)) process.kill(child, 'SIGKILL');
+      daemon.kill('SIGKILL');
+    }
     if (!preconditionsMet) return;
     if ((await packageStatus()) !== 'not-installed') await run('dpkg', ['--purge', PKG], { env: aptEnv, timeout: APT_TIMEOUT_MS });
     for (const [path, aside] of movedAside) {
@@ -166,6 +170,14 @@ afterAll(async () => {
     lockHolder?.stdin!.end();
   }
 }, APT_TIMEOUT_MS);
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 function isSymlink(path: string): boolean {
   try {
@@ -326,9 +338,9 @@ describe('the installed daemon, run as its unit runs it', () => {
     expect(ready, daemonOut).toBe(true);
 
     // runuser forks: the daemon is its child, running the Node.js the package depends on.
-    const children = readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/);
+    const children = childrenOf(daemon.pid!);
     expect(children).toHaveLength(1);
-    pid = Number(children[0]);
+    pid = children[0]!;
     expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/usr/bin/node');
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, 3)).toEqual(['/usr/bin/node', `/usr/bin/${PKG}`, 'serve']);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -346,6 +358,13 @@ describe('the installed daemon, run as its unit runs it', () => {
     expect(bad.stderr).toMatch(/permanent error: invalid domain key/);
     // and it is still there after the bad key
     expect(await postmapQuery('.example.net', map)).toMatchObject({ code: 1, stdout: '' });
+  });
+
+  it('serves health and metrics on the packaged http.listen', async () => {
+    const health = await fetch('http://127.0.0.1:8462/healthz');
+    expect(health.status).toBe(200);
+    const metrics = await (await fetch('http://127.0.0.1:8462/metrics')).text();
+    expect(metrics).toMatch(/^# TYPE \S+ /m);
   });
 
   it('keeps its cache in the state directory, as its user', () => {
