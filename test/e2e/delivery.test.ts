@@ -8,9 +8,10 @@
  *     certificate for another name, an expired one, or no STARTTLS at all;
  *   - the built daemon, socketmap on 127.0.0.1, resolving through /etc/resolv.conf;
  *   - a Postfix instance of its own (test/e2e/*.template) with smtp_tls_policy_maps pointing at the
- *     daemon and the lab CA trusted.
+ *     daemon and the lab CA trusted, plus extra smtp(8) transports for a few domains: chrooted with a
+ *     unix socket (relative path, proxy:, absolute path), one process only, and the TLSRPT zone.
  * Mail goes in with sendmail(1); outcomes are read from the receiving SMTP servers, Postfix's maillog
- * and `postqueue -j`.
+ * and `postqueue -j`. contrib/postfix/README.md documents what these tests show.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
