@@ -39,6 +39,9 @@ export const DEFAULTS = {
     listen: ['tcp:127.0.0.1:8461'],
     /** Unix socket mode: owner and group may connect, others not (Postfix runs in the postfix group). */
     unix_mode: 0o660,
+    /** Owner and group of the unix socket file (name or id); null: the daemon's user and group. */
+    unix_owner: null as string | null,
+    unix_group: null as string | null,
     /** A request name + key is a domain of at most 253 octets plus a zone name: 1 KiB is generous. */
     max_request_bytes: 1024,
     /** Connections beyond this are closed at accept. Postfix keeps one per smtp(8) process. */
@@ -55,6 +58,8 @@ export const DEFAULTS = {
     listen: [] as string[],
     /** Unix socket mode: owner and group (Exim's transports run as Debian-exim; give the socket that group). */
     unix_mode: 0o660,
+    unix_owner: null as string | null,
+    unix_group: null as string | null,
     /** `mx DOMAIN MXHOST`: two names of at most 253 octets each; 1 KiB is generous. */
     max_request_bytes: 1024,
     /** Connections beyond this are closed at accept; each Exim lookup holds one for a moment. */

@@ -14,6 +14,9 @@ export interface Config {
   socketmap: {
     listen: string[];
     unix_mode: number;
+    /** Owner / group of unix socket files: a name or a numeric id; null keeps the daemon's own. */
+    unix_owner: string | null;
+    unix_group: string | null;
     max_request_bytes: number;
     max_connections: number;
     idle_timeout_ms: number;
@@ -24,6 +27,8 @@ export interface Config {
   exim: {
     listen: string[];
     unix_mode: number;
+    unix_owner: string | null;
+    unix_group: string | null;
     max_request_bytes: number;
     max_connections: number;
     request_timeout_ms: number;
@@ -112,6 +117,12 @@ const fileMode: Check = (v, path) => {
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o777) return v;
   throw new ConfigError(path, `must be an octal mode such as "0660", got ${show(v)}`);
 };
+/** A user or group: a name as in passwd(5) / group(5), or a numeric id (YAML number or string). */
+const userOrGroup: Check = (v, path) => {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xfffffffe) return String(v);
+  if (typeof v === 'string' && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)) return v;
+  throw new ConfigError(path, `must be a user or group name, or a numeric id, got ${show(v)}`);
+};
 const listenSpec: Check = (v, path) => {
   const s = text(v, path) as string;
   if (!/^(tcp:(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}|unix:\/\S+)$/.test(s)) {
@@ -131,6 +142,8 @@ const SECTIONS: Record<string, Record<string, Check>> = {
   socketmap: {
     listen: list(listenSpec, 1),
     unix_mode: fileMode,
+    unix_owner: nullable(userOrGroup),
+    unix_group: nullable(userOrGroup),
     max_request_bytes: wholeNumber(64, 1 << 20, ' of bytes'),
     max_connections: wholeNumber(1, 1_000_000),
     idle_timeout_ms: ms(100),
@@ -140,6 +153,8 @@ const SECTIONS: Record<string, Record<string, Check>> = {
   exim: {
     listen: list(listenSpec),
     unix_mode: fileMode,
+    unix_owner: nullable(userOrGroup),
+    unix_group: nullable(userOrGroup),
     max_request_bytes: wholeNumber(64, 1 << 20, ' of bytes'),
     max_connections: wholeNumber(1, 1_000_000),
     request_timeout_ms: ms(100),

@@ -133,6 +133,10 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
     },
     'mta-sts-sidecar ready',
   );
+  // Nothing here needs root once started (docs/reliability.md): say so, once, to whoever runs it as root.
+  if (process.getuid?.() === 0) {
+    logger.warn('running as root, which the daemon does not need: run it as an unprivileged user (the Debian package does)');
+  }
   startCore(core, logger);
 
   const retiring = new Set<Promise<void>>();
@@ -234,6 +238,7 @@ function socketmapOptionsOf(config: Config, inherited?: InheritedListeners): Soc
     idleTimeoutMs: s.idle_timeout_ms,
     requestTimeoutMs: s.request_timeout_ms,
     unixMode: s.unix_mode,
+    unixOwnership: { owner: s.unix_owner, group: s.unix_group },
     shutdownGraceMs: s.shutdown_grace_ms,
     ...(inherited ? { inherited } : {}),
   };
@@ -246,6 +251,7 @@ function eximOptionsOf(config: Config, inherited?: InheritedListeners): EximServ
     maxConnections: e.max_connections,
     requestTimeoutMs: e.request_timeout_ms,
     unixMode: e.unix_mode,
+    unixOwnership: { owner: e.unix_owner, group: e.unix_group },
     shutdownGraceMs: config.socketmap.shutdown_grace_ms,
     ...(inherited ? { inherited } : {}),
   };

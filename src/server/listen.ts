@@ -4,9 +4,10 @@
  */
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { resolveOwnership, type UnixOwnership } from './unix-owner.js';
 
 const TCP_PREFIX = 'tcp:';
 const UNIX_PREFIX = 'unix:';
@@ -32,6 +33,8 @@ export interface ListenerOptions {
   maxConnections: number;
   /** Mode of unix socket files (owner and group by default: Postfix runs in the postfix group). */
   unixMode: number;
+  /** Owner and group of unix socket files (names or ids); unset or null keeps the daemon's own. */
+  unixOwnership?: UnixOwnership;
   /** close() waits this long for connections to finish before destroying them; default SHUTDOWN_GRACE_MS. */
   shutdownGraceMs?: number;
   /**
@@ -354,6 +357,10 @@ async function bind(
   }
   try {
     await chmod(spec.path, options.unixMode);
+    if (options.unixOwnership && (options.unixOwnership.owner !== null || options.unixOwnership.group !== null)) {
+      const { uid, gid } = resolveOwnership(options.unixOwnership);
+      await chown(spec.path, uid, gid);
+    }
     const { ino, dev } = await lstat(spec.path);
     listener.ready = true;
     listener.close = async () => {
@@ -363,7 +370,7 @@ async function bind(
     return listener;
   } catch (err) {
     await closeServer(server);
-    throw new Error(`listen ${spec.spec}: cannot set mode: ${message(err)}`, { cause: err });
+    throw new Error(`listen ${spec.spec}: cannot set mode or owner: ${message(err)}`, { cause: err });
   }
 }
 

@@ -8,6 +8,8 @@ describe('config exim section', () => {
     expect(validateConfig({}).exim).toEqual({
       listen: [],
       unix_mode: 0o660,
+      unix_owner: null,
+      unix_group: null,
       max_request_bytes: 1024,
       max_connections: 1000,
       request_timeout_ms: 10_000,
@@ -27,6 +29,8 @@ describe('config exim section', () => {
     expect(c.exim).toEqual({
       listen: ['tcp:127.0.0.1:8463', 'unix:/run/mta-sts-sidecar/exim.sock'],
       unix_mode: 0o640,
+      unix_owner: null,
+      unix_group: null,
       max_request_bytes: 512,
       max_connections: 10,
       request_timeout_ms: 2000,
