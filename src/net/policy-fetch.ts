@@ -3,7 +3,7 @@
  * for the policy host (SNI, SAN DNS-IDs), TLS >= 1.2, no redirects, 200 only, text/plain, a size cap
  * enforced while streaming, one total deadline, and no HTTP cache.
  */
-import { rootCertificates, type TLSSocket } from 'node:tls';
+import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
 import { Agent, buildConnector, request } from 'undici';
 import { StsError } from '../errors.js';
@@ -52,7 +52,13 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     );
   };
 
+  // One TLS context for every fetch. Building one parses every trusted root: tens of milliseconds of CPU
+  // on the event loop, which per connection stalled the daemon when many domains were new at once
+  // (BENCHMARKS.md, scenario 3). Sharing it shares no sessions: a client session is only resumed when one
+  // is passed to tls.connect, and we pass none (maxCachedSessions: 0).
+  const secureContext = createSecureContext({ ca, minVersion: 'TLSv1.2' });
   const inner = buildConnector({
+    secureContext,
     ca,
     minVersion: 'TLSv1.2',
     rejectUnauthorized: true,
