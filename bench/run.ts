@@ -7,10 +7,10 @@
  *   --duration S           measured seconds per run (default 4)
  *   --warmup S             unmeasured seconds before each run (default 1)
  *   --rounds N             scenario 1 and 5: repeat the whole matrix N times, interleaved (default 2)
- *   --profile DIR          run scenario 1's daemons under node --cpu-prof, profiles into DIR
+ *   --profile DIR          run the daemons of scenarios 1 and 3 under node --cpu-prof, profiles into DIR
  *   --no-write             print only; leave latest.json and BENCHMARKS.md alone
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -20,7 +20,7 @@ import { populateStore } from './populate.js';
 import {
   PY_DAEMON,
   ROOT,
-  openFds,
+  cpuSeconds,
   procStatus,
   queryOnce,
   resolverVersion,
@@ -29,7 +29,6 @@ import {
   startBare,
   startResolver,
   startSidecar,
-  tcpConnectionsTo,
   type ClientResult,
   type Server,
 } from './procs.js';
@@ -218,10 +217,14 @@ async function matrix(ctx: Ctx, targets: Target[], pipelined: string[]) {
   return result;
 }
 
+/** node --cpu-prof arguments for a daemon when --profile is given. */
+function profileArgs(ctx: Ctx, tag: string): string[] {
+  return ctx.opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opts.profileDir}`, `--cpu-prof-name=${tag}-\${pid}.cpuprofile`] : [];
+}
+
 async function scenario1(ctx: Ctx) {
   const { world } = ctx;
-  const nodeArgs = (tag: string) =>
-    ctx.opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opts.profileDir}`, `--cpu-prof-name=${tag}-\${pid}.cpuprofile`] : [];
+  const nodeArgs = (tag: string) => profileArgs(ctx, tag);
   const request = `postfix ${CACHED_DOMAIN}`;
   const targets: Target[] = [
     { key: 'bare', label: 'bare Node responder', start: () => startBare(CACHED_REPLY), request, expect: 'OK secure' },
@@ -399,14 +402,35 @@ async function scenario2(ctx: Ctx) {
 
 async function scenario3(ctx: Ctx) {
   const { world } = ctx;
-  const s = await started(startSidecar({ store: 'sqlite', dnsAddress: world.dnsAddress, caFile: world.caFile }));
+  const s = await started(
+    startSidecar({ store: 'sqlite', dnsAddress: world.dnsAddress, caFile: world.caFile, nodeArgs: profileArgs(ctx, 'cold') }),
+  );
   world.web.resetCounts();
-  let maxFds = openFds(s.pid);
+  // Sampled by a separate shell loop (ss and /proc), so that sampling does not slow the lab's HTTPS
+  // server, which runs in this process: every 20 ms, open descriptors of the daemon and TCP connections
+  // to the policy server that are connecting or open.
+  const sampler = spawn(
+    'sh',
+    [
+      '-c',
+      `for i in $(seq 3000); do echo "$(ls /proc/${s.pid}/fd 2>/dev/null | wc -l) $(ss -Htn state established state syn-sent dst ${world.webAddress}:443 2>/dev/null | wc -l)"; sleep 0.02; done`,
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  let maxFds = 0;
   let maxFetchConns = 0;
-  const sampler = setInterval(() => {
-    maxFds = Math.max(maxFds, openFds(s.pid));
-    maxFetchConns = Math.max(maxFetchConns, tcpConnectionsTo(world.webAddress, 443));
-  }, 10);
+  let sampleText = '';
+  sampler.stdout.on('data', (b: Buffer) => {
+    sampleText += b.toString();
+    const lines = sampleText.split('\n');
+    sampleText = lines.pop() ?? '';
+    for (const line of lines) {
+      const [fds, conns] = line.trim().split(/\s+/).map(Number);
+      if (Number.isFinite(fds)) maxFds = Math.max(maxFds, fds!);
+      if (Number.isFinite(conns)) maxFetchConns = Math.max(maxFetchConns, conns!);
+    }
+  });
+  const cpu0 = { daemon: cpuSeconds(s.pid), lab: process.cpuUsage() };
   let r: ClientResult;
   try {
     r = await runClient({
@@ -419,8 +443,10 @@ async function scenario3(ctx: Ctx) {
       expect: 'OK secure',
     });
   } finally {
-    clearInterval(sampler);
+    sampler.kill();
   }
+  const labCpu = process.cpuUsage(cpu0.lab);
+  const daemonCpuS = cpuSeconds(s.pid) - cpu0.daemon;
   await sleep(300);
   const out = s.output();
   const count = (text: string) => out.split(text).length - 1;
@@ -445,6 +471,8 @@ async function scenario3(ctx: Ctx) {
     emfile_in_log: count('EMFILE'),
     discovery_failures_in_log: count('"msg":"policy discovery failed"'),
     peak_rss_mib: mib(peak),
+    daemon_cpu_s: round1(daemonCpuS * 10) / 10,
+    lab_https_cpu_s: round1((labCpu.user + labCpu.system) / 1e5) / 10,
   };
   log(`cold start: ${r.replies.ok}/${COLD_DOMAINS} OK in ${r.seconds} s, max ${r.max_us} us, ${fetches} fetches, <= ${maxFetchConns} at once, ${maxFds} fds`);
   return result;
@@ -762,6 +790,7 @@ async function main(): Promise<void> {
     const t = Date.now();
     log(`scenario ${n}`);
     const r = (await scenarios[n]!(ctx)) as Record<string, unknown>;
+    if (process.env.BENCH_DEBUG) log(JSON.stringify(r));
     results.scenarios[String(n)] = { ...r, measured_at: new Date().toISOString(), seconds: Math.round((Date.now() - t) / 1000) };
     log(`scenario ${n} done in ${Math.round((Date.now() - t) / 1000)} s`);
   }
