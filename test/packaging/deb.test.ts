@@ -11,7 +11,7 @@
  * whatever happened. No DNS: the keys asked need no lookup.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -389,7 +389,19 @@ describe('the installed daemon, run as its unit runs it', () => {
   }, 40_000);
 });
 
-describe('removed, then purged', () => {
+describe('reinstalled, removed, then purged', () => {
+  it('reinstall (as an upgrade would): the same user, the cache and an edited config stay', async () => {
+    const edited = readFileSync(CONFFILE, 'utf8') + '#  (edited by the administrator)\n';
+    writeFileSync(CONFFILE, edited);
+    const r = await apt('install', '--reinstall', deb);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await packageStatus()).toBe('installed');
+    const user = await getent('passwd', PKG);
+    expect({ uid: user![2], gid: user![3] }).toEqual(userIds);
+    expect(readFileSync(CONFFILE, 'utf8')).toBe(edited);
+    expect(statSync(join(STATE_DIR, 'cache.db')).uid).toBe(Number(userIds!.uid));
+  }, APT_TIMEOUT_MS);
+
   it('remove: the user, the cache and the config stay; the program goes', async () => {
     const r = await apt('remove', PKG);
     expect(r.code, r.stdout + r.stderr).toBe(0);
