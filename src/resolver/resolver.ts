@@ -57,6 +57,10 @@ type HotEntry =
     }
   | { kind: 'negative'; why: NoPolicyWhy; error?: StsError; until: number };
 
+/** warmFromStore lets pending I/O (answers) run after this many entries (a few milliseconds of work). */
+const WARM_BATCH = 1_000;
+const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class Resolver implements PolicyLookup {
   private readonly hot: LRUCache<string, HotEntry>;
   private readonly inflight = new Map<string, Promise<LookupResult>>();
@@ -153,8 +157,12 @@ export class Resolver implements PolicyLookup {
     if (!this.deps.store) return 0;
     const now = this.now();
     let loaded = 0;
+    let seen = 0;
     for await (const entry of this.deps.store.list()) {
       if (loaded >= this.options.memoryEntries) break;
+      // An async iterator of a synchronous store (sqlite) resumes in microtasks only, so without this the
+      // whole load would run before the first socket is read: let I/O in between batches.
+      if (++seen % WARM_BATCH === 0) await yieldToIo();
       if (now >= entry.expiresAt || this.hot.has(entry.domain)) continue;
       this.remember(entry, entry.checkedAt + this.options.recheckIntervalMs);
       loaded++;

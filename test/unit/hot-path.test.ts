@@ -10,6 +10,9 @@ import { postfixMapAnswerer, postfixMapHandler } from '../../src/server/postfix-
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import type { ResolverObserver } from '../../src/resolver/observer.js';
 import { MemoryStore } from '../../src/cache/memory-store.js';
+import { Resolver } from '../../src/resolver/resolver.js';
+import { parsePolicy } from '../../src/sts/policy.js';
+import { pino } from 'pino';
 import { OPTIONS, policyText, world } from './resolver-world.js';
 
 const ZONES = {
@@ -178,5 +181,30 @@ describe('postfixMapAnswerer', () => {
     expect(r).toBeInstanceOf(Promise);
     expect(await r).toBe('NOTFOUND ');
     expect(answer('postfix', '.example.com')).toBe('NOTFOUND ');
+  });
+});
+
+describe('Resolver.warmFromStore', () => {
+  it('lets I/O run between batches while it loads a large store', async () => {
+    const store = new MemoryStore();
+    const now = Date.now();
+    const text = policyText();
+    for (let n = 0; n < 5_000; n++) {
+      await store.put({ domain: `d${n}.example`, id: '1', policy: parsePolicy(text), text, fetchedAt: now, expiresAt: now + 86_400_000, checkedAt: now, lastError: null, failures: 0 });
+    }
+    const unused = async (): Promise<never> => {
+      throw new Error('no network in this test');
+    };
+    const resolver = new Resolver(
+      { dns: { txt: unused, addresses: unused }, fetcher: { fetch: unused }, store, logger: pino({ level: 'silent' }) },
+      { ...OPTIONS, memoryEntries: 10_000 },
+    );
+    let loadedWhenIoRan = -1;
+    const warming = resolver.warmFromStore();
+    setImmediate(() => (loadedWhenIoRan = resolver.stats.hotEntries));
+    expect(await warming).toBe(5_000);
+    expect(loadedWhenIoRan).toBeGreaterThan(0);
+    expect(loadedWhenIoRan).toBeLessThan(5_000);
+    expect(resolver.lookupHot('d4999.example')).toMatchObject({ kind: 'policy' });
   });
 });
