@@ -9,8 +9,10 @@
 #   - `ip netns add mta-sts-e2e-<pid>`, with its own lo up (its 127.0.0.0/8 is not the host's);
 #   - /etc/netns/<name>/resolv.conf naming the world's DNS server, which `ip netns exec` mounts over
 #     /etc/resolv.conf for everything it runs: Postfix's libc resolver and the daemon both use it;
+#   - TMPDIR set to a directory of this run, so that every temp dir the tests make (Postfix's queue,
+#     NSD's zones, the daemon's config) is inside it;
 #   - afterwards, even on failure or interrupt: every process still in the namespace is killed (all
-#     were started by this run), the namespace and /etc/netns/<name> are removed.
+#     were started by this run), the namespace, /etc/netns/<name> and the run's TMPDIR are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +50,7 @@ cleanup() {
     for pid in $(ip netns pids "$name" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
   remove_netns "$name"
+  [ -n "${run_tmp:-}" ] && rm -rf "$run_tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -62,12 +65,16 @@ for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
   fi
 done
 
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/mta-sts-e2e-run.XXXXXX")
+chmod 755 "$run_tmp" # Postfix's queue and data directories are below it, used as user postfix
 ip netns add "$name"
 ip -n "$name" link set lo up
 mkdir -p "/etc/netns/$name"
 printf 'nameserver %s\noptions timeout:2 attempts:2\n' "$dns" >"/etc/netns/$name/resolv.conf"
 
+# In the background, so that a TERM or INT for this script is handled at once (the trap kills it).
 status=0
-ip netns exec "$name" env MTA_STS_E2E_NETNS="$name" MTA_STS_E2E_DNS="$dns" \
-  npx vitest run --config test/e2e/vitest.config.ts "$@" || status=$?
+ip netns exec "$name" env MTA_STS_E2E_NETNS="$name" MTA_STS_E2E_DNS="$dns" TMPDIR="$run_tmp" \
+  npx vitest run --config test/e2e/vitest.config.ts "$@" &
+wait "$!" || status=$?
 exit "$status"
