@@ -13,7 +13,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSocketmap } from '../lab/socketmap-client.js';
-import { WARN, ZONE, eventually, hammer, policy, secure, startDaemon, startWorld, type World } from './world.js';
+import { WARN, ZONE, eventually, hammer, policy, secure, startDaemon, startWorld, type Daemon, type World } from './world.js';
 
 const SLOW = ['slow0', 'slow1', 'slow2', 'slow3', 'slow4', 'slow5'];
 const LABELS = ['fast', 'hang', 'zero', 'single', ...SLOW];
@@ -37,7 +37,17 @@ beforeAll(async () => {
   for (const l of SLOW) world.https.setRoute(`mta-sts.${l}.${ZONE}`, { body: policy(l), delayMs: 600 });
 }, 60_000);
 
-afterAll(() => world?.close());
+let shared: Daemon | undefined;
+/** One daemon with the opt-in (and fetch pacing at its 60 s default) for the tests that need no other setting. */
+async function optIn(): Promise<Daemon> {
+  shared ??= await startDaemon(world, { allowPrivate: true, yaml: 'cache: { store: memory }', resolver: { min_fetch_interval_ms: 60_000 } });
+  return shared;
+}
+
+afterAll(async () => {
+  await shared?.stop();
+  await world?.close();
+});
 
 describe('SSRF: policy hosts on non-public addresses', () => {
   it('are refused by default, before any connection, and logged with reason "address"', async () => {
@@ -61,13 +71,9 @@ describe('SSRF: policy hosts on non-public addresses', () => {
   });
 
   it('are fetched with fetch.allow_private_addresses: true (the explicit opt-in)', async () => {
-    const daemon = await startDaemon(world, { allowPrivate: true, yaml: 'cache: { store: memory }' });
-    try {
-      expect(await daemon.client.query('postfix', `loop.${ZONE}`)).toBe(secure('loop'));
-      expect(await daemon.client.query('postfix', `mapped.${ZONE}`)).toBe(secure('mapped'));
-    } finally {
-      await daemon.stop();
-    }
+    const daemon = await optIn();
+    expect(await daemon.client.query('postfix', `loop.${ZONE}`)).toBe(secure('loop'));
+    expect(await daemon.client.query('postfix', `mapped.${ZONE}`)).toBe(secure('mapped'));
   });
 
   it('a policy host whose DNS changes to loopback between two fetches is refused the second time (network namespace)', () => {
@@ -93,8 +99,8 @@ describe('SSRF: policy hosts on non-public addresses', () => {
 
 describe('fetch limits a policy host cannot lift', () => {
   it('a host trickling its body does not hold our connection past fetch.timeout_ms', async () => {
-    const daemon = await startDaemon(world, { yaml: 'cache: { store: memory }' });
-    try {
+    const daemon = await optIn();
+    {
       expect(await daemon.client.query('postfix', `hang.${ZONE}`)).toBe('NOTFOUND ');
       const open = () => established(daemon.sidecar.process.pid!, `${world.address}:443`);
       // The fetch gives up at fetch.timeout_ms; the socket is gone right after (bounded wait, no timing assertion).
@@ -103,14 +109,12 @@ describe('fetch limits a policy host cannot lift', () => {
       expect(daemon.logs().find((x) => x.domain === `hang.${ZONE}` && x.level === WARN)?.reason).toBe('timeout');
       expect(world.https.requests(`mta-sts.hang.${ZONE}`)).toBe(1);
       expect(open()).toBe(0);
-    } finally {
-      await daemon.stop();
     }
   });
 
   it('max_age 0 does not buy a fetch per lookup: one fetch per min_fetch_interval_ms, answers NOTFOUND', async () => {
-    const daemon = await startDaemon(world, { yaml: 'cache: { store: memory }', resolver: { min_fetch_interval_ms: 60_000 } });
-    try {
+    const daemon = await optIn();
+    {
       const seen = await hammer(daemon.client, [`zero.${ZONE}`], 1_500);
       expect(world.https.requests(`mta-sts.zero.${ZONE}`)).toBe(1);
       // The lookup that fetched it may use it; every later one is NOTFOUND (never the expired policy).
@@ -118,8 +122,6 @@ describe('fetch limits a policy host cannot lift', () => {
       expect(answers.get(secure('zero')) ?? 0).toBeLessThanOrEqual(1);
       expect(answers.get('NOTFOUND ')).toBeGreaterThan(10);
       expect([...answers.keys()].every((a) => a === 'NOTFOUND ' || a === secure('zero'))).toBe(true);
-    } finally {
-      await daemon.stop();
     }
   });
 

@@ -77,7 +77,7 @@ describe('sqlite store faults', () => {
       try {
         for (const f of readdirSync(alias)) unlinkSync(join(alias, f));
         await learn(daemon, [3, 4]); // new domains during the fault: learned, answered, queued for the store
-        const seen = await hammer(daemon.client, [d(0), d(3)], 1_500);
+        const seen = await hammer(daemon.client, [d(0), d(3)], 1_000);
         expect([...seen.get(d(0))!.keys()]).toEqual([secure('s0')]);
         expect([...seen.get(d(3))!.keys()]).toEqual([secure('s3')]);
         expect(count(daemon, 'cache database file was removed or replaced; reopening it')).toBe(1);
@@ -103,7 +103,7 @@ describe('sqlite store faults', () => {
       fill(filler);
       try {
         await learn(daemon, [11, 12, 13, 14, 15, 16, 17, 18, 19]);
-        const seen = await hammer(daemon.client, [d(10), d(15)], 1_500);
+        const seen = await hammer(daemon.client, [d(10), d(15)], 1_000);
         expect([...seen.get(d(10))!.keys()]).toEqual([secure('s10')]);
         expect([...seen.get(d(15))!.keys()]).toEqual([secure('s15')]);
         expect(count(daemon, 'cache database write failed; keeping the writes queued and retrying')).toBe(1);
@@ -125,7 +125,7 @@ describe('sqlite store faults', () => {
       await eventually(() => existsSync(file), 'the database file');
       for (const f of readdirSync(join(mnt, 'deleted'))) unlinkSync(join(mnt, 'deleted', f));
       await learn(daemon, [22, 23]);
-      const seen = await hammer(daemon.client, [d(20), d(22)], 1_500);
+      const seen = await hammer(daemon.client, [d(20), d(22)], 1_000);
       expect([...seen.get(d(20))!.keys()]).toEqual([secure('s20')]);
       expect([...seen.get(d(22))!.keys()]).toEqual([secure('s22')]);
       await eventually(() => existsSync(file), 'a new database file');
@@ -152,7 +152,7 @@ describe('redis store faults', () => {
       await redis.stop();
       try {
         await learn(daemon, [32]);
-        const seen = await hammer(daemon.client, [d(30), d(32)], 1_500);
+        const seen = await hammer(daemon.client, [d(30), d(32)], 1_000);
         expect([...seen.get(d(30))!.keys()]).toEqual([secure('s30')]);
         expect([...seen.get(d(32))!.keys()]).toEqual([secure('s32')]);
       } finally {
