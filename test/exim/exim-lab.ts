@@ -192,6 +192,9 @@ function run(cmd: string, args: string[], input?: string, throwOnError = true): 
       if (throwOnError && code !== 0) reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr}`));
       else resolvePromise({ code, stdout, stderr });
     });
+    // A child that exits before reading its input (a refused config, say) closes the pipe: the EPIPE is
+    // expected and the exit status already tells the story.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
