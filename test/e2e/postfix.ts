@@ -114,6 +114,7 @@ function run(cmd: string, args: string[], stdin?: string, cwd?: string): Promise
     });
     // A command that exits without reading its stdin must not turn into an EPIPE error here.
     child.stdin!.on('error', () => undefined);
+    child.stdin!.on('error', () => {}); // EPIPE when the child exits early: its status tells
     child.stdin!.end(stdin ?? '');
   });
 }

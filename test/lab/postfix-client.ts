@@ -29,6 +29,7 @@ export function postmapQuery(key: string, map: string, stdin?: string): Promise<
       }
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
+    child.stdin!.on('error', () => {}); // EPIPE when the child exits early: its status tells
     if (stdin !== undefined) child.stdin!.end(stdin);
   });
 }

@@ -54,6 +54,7 @@ function run(cmd: string, args: string[], opts: { timeout?: number; env?: NodeJS
         else ok({ code: err ? (err.code as number) : 0, stdout, stderr });
       },
     );
+    child.stdin!.on('error', () => {}); // EPIPE when the child exits early: its status tells
     if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
 }
