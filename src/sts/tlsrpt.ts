@@ -17,6 +17,7 @@
  */
 import { hostnameProblem } from './mx.js';
 import { isExtName } from './txt.js';
+import { match, scan, show } from './cursor.js';
 
 export const TLSRPT_VERSION = 'TLSRPTv1';
 /** RFC 8460 §3: the record lives at `_smtp._tls.<domain>`. */
@@ -195,18 +196,4 @@ function beginsWithVersion(text: string): boolean {
 
 function fail(message: string): never {
   throw new TlsRptSyntaxError(message);
-}
-
-function match(re: RegExp, text: string, at: number): number | undefined {
-  re.lastIndex = at;
-  return re.test(text) ? re.lastIndex : undefined;
-}
-
-function scan(re: RegExp, text: string, at: number): string {
-  re.lastIndex = at;
-  return re.exec(text)?.[0] ?? '';
-}
-
-function show(s: string): string {
-  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }

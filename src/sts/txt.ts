@@ -15,6 +15,7 @@
 import { RFC8461 } from '../config/defaults.js';
 import { StsError } from '../errors.js';
 import type { StsRecord } from './types.js';
+import { match, scan, show } from './cursor.js';
 
 const VERSION_FIELD = `v=${RFC8461.VERSION}`;
 
@@ -123,21 +124,4 @@ function beginsWithVersion(text: string): boolean {
   if (!text.startsWith(VERSION_FIELD)) return false;
   const next = text[VERSION_FIELD.length];
   return next === ';' || next === ' ' || next === '\t';
-}
-
-/** End offset of a match of the sticky `re` at `at`, or undefined. */
-function match(re: RegExp, text: string, at: number): number | undefined {
-  re.lastIndex = at;
-  return re.test(text) ? re.lastIndex : undefined;
-}
-
-/** The (possibly empty) run of characters the sticky `re` accepts at `at`. */
-function scan(re: RegExp, text: string, at: number): string {
-  re.lastIndex = at;
-  return re.exec(text)?.[0] ?? '';
-}
-
-/** A bounded, escaped rendering of untrusted input for error messages. */
-function show(s: string): string {
-  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }

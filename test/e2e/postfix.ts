@@ -8,10 +8,11 @@
  * config directory to be listed in alternate_config_directories of /etc/postfix/main.cf.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { alive, procStat, processTree } from '../lab/processes.js';
 
 const HERE = import.meta.dirname;
 const CMD_TIMEOUT_MS = 30_000;
@@ -128,44 +129,6 @@ async function must(cmd: string, args: string[], stdin?: string): Promise<Run> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /* ------------------------------------------------------------------ processes */
-
-interface ProcId {
-  pid: number;
-  start: string;
-}
-
-function procStat(pid: number): { ppid: number; state: string; start: string } | null {
-  try {
-    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '', ppid: Number(f[1]), start: f[19] ?? '' };
-  } catch {
-    return null;
-  }
-}
-
-/** `root` and everything it forked, each identified by pid + start time (a recycled pid is never hit). */
-function processTree(root: number): ProcId[] {
-  const rootStat = procStat(root);
-  if (!rootStat) return [];
-  const byParent = new Map<number, ProcId[]>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const st = procStat(Number(e));
-    if (!st) continue;
-    const list = byParent.get(st.ppid) ?? [];
-    list.push({ pid: Number(e), start: st.start });
-    byParent.set(st.ppid, list);
-  }
-  const out: ProcId[] = [{ pid: root, start: rootStat.start }];
-  for (let i = 0; i < out.length && i < 256; i++) out.push(...(byParent.get(out[i]!.pid) ?? []));
-  return out;
-}
-
-function alive(p: ProcId): boolean {
-  const st = procStat(p.pid);
-  return st !== null && st.start === p.start && st.state !== 'Z';
-}
 
 /* ------------------------------------------------------------------ log parsing */
 

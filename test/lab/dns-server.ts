@@ -20,12 +20,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertLoopback } from './loopback.js';
+import { alive, descendants } from './processes.js';
 
 export type DnsRecord =
   | { name: string; type: 'TXT'; value: string | string[]; ttl?: number }
@@ -199,54 +200,6 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-interface ProcId {
-  pid: number;
-  start: string;
-}
-
-/** pid, ppid, state, starttime from /proc/<pid>/stat; null if gone. */
-function procStat(pid: number): { ppid: number; state: string; start: string } | null {
-  try {
-    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '', ppid: Number(f[1]), start: f[19] ?? '' };
-  } catch {
-    return null;
-  }
-}
-
-/** The processes NSD forked (server, xfrd), identified by pid + start time so a recycled pid is never hit. */
-function descendants(root: number): ProcId[] {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
-  } catch {
-    return [];
-  }
-  const byParent = new Map<number, ProcId[]>();
-  for (const e of entries) {
-    const st = procStat(Number(e));
-    if (!st) continue;
-    const list = byParent.get(st.ppid) ?? [];
-    list.push({ pid: Number(e), start: st.start });
-    byParent.set(st.ppid, list);
-  }
-  const out: ProcId[] = [];
-  const queue = [root];
-  for (let i = 0; i < queue.length && i < 64; i++) {
-    for (const k of byParent.get(queue[i]!) ?? []) {
-      out.push(k);
-      queue.push(k.pid);
-    }
-  }
-  return out;
-}
-
-function stillRunning(p: ProcId): boolean {
-  const st = procStat(p.pid);
-  return st !== null && st.start === p.start && st.state !== 'Z';
-}
-
 async function killChild(child: ChildProcess): Promise<void> {
   const pid = child.pid;
   const kids = pid !== undefined ? descendants(pid) : [];
@@ -258,9 +211,9 @@ async function killChild(child: ChildProcess): Promise<void> {
     }
   }
   // NSD's main process stops its children; make sure they are gone (bounded).
-  for (let i = 0; i < 50 && kids.some(stillRunning); i++) await sleep(20);
+  for (let i = 0; i < 50 && kids.some(alive); i++) await sleep(20);
   for (const k of kids) {
-    if (stillRunning(k)) {
+    if (alive(k)) {
       try {
         process.kill(k.pid, 'SIGKILL');
       } catch {
