@@ -208,8 +208,14 @@ export interface SidecarOptions {
   bin?: string;
 }
 
+let defaultBin = BIN;
+/** Every later startSidecar() runs this build of the daemon unless told otherwise (A/B comparisons). */
+export function useSidecarBin(bin: string): void {
+  defaultBin = bin;
+}
+
 export async function startSidecar(options: SidecarOptions): Promise<Server> {
-  const bin = options.bin ?? BIN;
+  const bin = options.bin ?? defaultBin;
   if (!existsSync(join(bin, '../../dist/cli/main.js'))) throw new Error(`dist/ is missing beside ${bin}: run \`npm run build\` first`);
   const dir = await mkdtemp(join(tmpdir(), 'mta-sts-bench-sidecar-'));
   const port = await freePort();

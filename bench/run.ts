@@ -9,6 +9,8 @@
  *   --rounds N             scenario 1 and 5: repeat the whole matrix N times, interleaved (default 2)
  *   --profile DIR          run the daemons of scenarios 1 and 3 under node --cpu-prof, profiles into DIR
  *   --no-write             print only; leave latest.json and BENCHMARKS.md alone
+ *   --bin PATH             run another build of the daemon (another checkout's bin/mta-sts-sidecar), for
+ *                          A/B comparisons; implies --no-write
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ import {
   startBare,
   startResolver,
   startSidecar,
+  useSidecarBin,
   type ClientResult,
   type Server,
 } from './procs.js';
@@ -61,10 +64,11 @@ interface Options {
   rounds: number;
   profileDir: string | null;
   write: boolean;
+  bin: string | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { scenarios: [1, 2, 3, 4, 5], durationS: 4, warmupS: 1, rounds: 2, profileDir: null, write: true };
+  const o: Options = { scenarios: [1, 2, 3, 4, 5], durationS: 4, warmupS: 1, rounds: 2, profileDir: null, write: true, bin: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -89,6 +93,12 @@ function parseArgs(argv: string[]): Options {
       o.profileDir = v;
       i++;
     } else if (a === '--no-write') o.write = false;
+    else if (a === '--bin') {
+      if (!v) throw new Error('--bin needs a path');
+      o.bin = v;
+      o.write = false;
+      i++;
+    }
     else throw new Error(`unknown argument ${a} (see the header of bench/run.ts)`);
   }
   return o;
@@ -767,6 +777,11 @@ async function main(): Promise<void> {
     options: opts,
     scenarios: {},
   };
+  if (opts.bin) {
+    useSidecarBin(opts.bin);
+    results.sidecar_bin = opts.bin;
+    log(`measuring the daemon at ${opts.bin} (results are not written)`);
+  }
   const netns = process.env.BENCH_NETNS;
   const python = Boolean(netns && PY_DAEMON);
   if (!python) {
