@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { isIP } from 'node:net';
 import { describe, it } from 'vitest';
 import { normalizeDomainKey } from '../../src/sts/domain.js';
-import { postfixMapHandler } from '../../src/server/postfix-map.js';
+import { postfixMapAnswerer, postfixMapHandler, type HotPolicyLookup } from '../../src/server/postfix-map.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import { parsePolicy } from '../../src/sts/policy.js';
 import { mutated, params, RUNS, timeoutFor } from './fuzz.js';
@@ -97,7 +97,52 @@ describe('fuzz: normalizeDomainKey', () => {
   });
 });
 
+/**
+ * A resolver with the memory tier (lookupHot) and one stable policy per domain whose MX names the domain:
+ * the answerer's per-zone reply memo must never hand one domain's reply to another (domains collide in its
+ * slots), whatever the order of the questions.
+ */
+function hotWorld() {
+  const entries = new Map<string, import('../../src/cache/store.js').CacheEntry>();
+  const entryFor = (domain: string) => {
+    let e = entries.get(domain);
+    if (!e) {
+      const policy = parsePolicy(`version: STSv1\nmode: enforce\nmx: mx.${domain}\nmax_age: 86400\n`);
+      e = { domain, id: '1', policy, text: '', fetchedAt: 0, expiresAt: 1e15, checkedAt: 0, lastError: null, failures: 0 };
+      entries.set(domain, e);
+    }
+    return e;
+  };
+  const resolver: HotPolicyLookup = {
+    lookupHot: (domain) => ({ kind: 'policy', domain, entry: entryFor(domain), source: 'memory' }),
+    async lookup(domain) {
+      return { kind: 'policy', domain, entry: entryFor(domain), source: 'memory' };
+    },
+  };
+  return postfixMapAnswerer(resolver, { default: { strict_testing: false, tlsrpt: false }, tlsrpt: { strict_testing: false, tlsrpt: true } });
+}
+
 describe('fuzz: the Postfix socketmap handler', () => {
+  it(`the reply memo never answers one domain with another's policy (${Math.ceil(RUNS / 5)} inputs)`, { timeout: 60_000 }, async () => {
+    const answer = hotWorld();
+    // 3000 domains over 1024 memo slots: collisions are certain.
+    const domainArb = fc.nat({ max: 2_999 }).map((n) => `d${n}.example`);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('postfix', 'tlsrpt'), domainArb), { minLength: 1, maxLength: 20 }), async (questions) => {
+        for (const [zone, domain] of questions) {
+          const reply = await answer(zone, domain);
+          if (!reply.startsWith(`OK secure match=mx.${domain} servername=hostname`)) {
+            throw new Error(`${zone} ${domain} answered ${JSON.stringify(reply)}`);
+          }
+          if (zone === 'tlsrpt' ? !reply.includes(`policy_domain=${domain} `) : reply.includes('policy_type')) {
+            throw new Error(`${zone} ${domain}: reply of the wrong zone ${JSON.stringify(reply)}`);
+          }
+        }
+      }),
+      params(Math.ceil(RUNS / 5)),
+    );
+  });
+
   it(`answers any key with a well-formed reply (${Math.ceil(RUNS / 5)} inputs)`, { timeout: 60_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom('postfix', 'tlsrpt', 'x'), fc.oneof(key, bytesKey), async (name, k) => {
