@@ -20,10 +20,25 @@ export interface HotPolicyLookup extends PolicyLookup {
   lookupHot(domain: string): LookupResult | undefined;
 }
 
+/**
+ * Replies already formatted for a zone, in a small direct-mapped table keyed by domain: a domain asked
+ * again finds its reply without formatting it, and the table stays the same size however many domains are
+ * cached (a WeakMap over a million entries doubled the young-generation GC pauses: BENCHMARKS.md).
+ */
+const MEMO_SLOTS = 1024;
+
 interface Zone {
   options: AnswerOptions;
-  /** Replies already formatted for this zone, by cache entry (entries are replaced, never changed). */
-  replies: WeakMap<CacheEntry, string>;
+  /** The cache entry each slot's reply was formatted from (entries are replaced, never changed). */
+  memoEntries: Array<CacheEntry | undefined>;
+  memoReplies: string[];
+}
+
+/** A slot for a domain: a cheap hash of its length and every third character. */
+function memoSlot(domain: string): number {
+  let h = domain.length;
+  for (let i = 0; i < domain.length; i += 3) h = (Math.imul(h, 31) + domain.charCodeAt(i)) | 0;
+  return (h ^ (h >>> 10)) & (MEMO_SLOTS - 1);
 }
 
 export function postfixMapHandler(resolver: PolicyLookup, zones: Record<string, ZoneConfig>): MapHandler {
@@ -38,7 +53,11 @@ export function postfixMapHandler(resolver: PolicyLookup, zones: Record<string, 
 export function postfixMapAnswerer(resolver: PolicyLookup | HotPolicyLookup, zones: Record<string, ZoneConfig>): MapAnswerer {
   const byName = new Map<string, Zone>();
   for (const [name, zone] of Object.entries(zones)) {
-    byName.set(name, { options: { strictTesting: zone.strict_testing, tlsrpt: zone.tlsrpt }, replies: new WeakMap() });
+    byName.set(name, {
+      options: { strictTesting: zone.strict_testing, tlsrpt: zone.tlsrpt },
+      memoEntries: new Array<CacheEntry | undefined>(MEMO_SLOTS).fill(undefined),
+      memoReplies: new Array<string>(MEMO_SLOTS).fill(''),
+    });
   }
   const fallback = byName.get('default')!;
   const hot = 'lookupHot' in resolver ? resolver : undefined;
@@ -60,10 +79,10 @@ function replyOf(result: LookupResult, zone: Zone): string {
   const { entry } = result;
   // The reply depends only on the zone and the entry (its domain, policy and text).
   if (result.domain !== entry.domain) return postfixReply(verdictOf(result), zone.options);
-  let reply = zone.replies.get(entry);
-  if (reply === undefined) {
-    reply = postfixReply(verdictOf(result), zone.options);
-    zone.replies.set(entry, reply);
-  }
+  const slot = memoSlot(entry.domain);
+  if (zone.memoEntries[slot] === entry) return zone.memoReplies[slot]!;
+  const reply = postfixReply(verdictOf(result), zone.options);
+  zone.memoEntries[slot] = entry;
+  zone.memoReplies[slot] = reply;
   return reply;
 }
