@@ -159,6 +159,8 @@ function summary(r: ClientResult) {
     max_us: r.max_us,
     client_cpu_pct: r.client_cpu_pct,
     server_cpu_pct: r.server_cpu_pct ?? null,
+    /** Server CPU time per answer: steadier than q/s on a shared machine. */
+    server_us_per_answer: r.server_cpu_pct === undefined || r.qps === 0 ? null : round1((r.server_cpu_pct / 100) * 1e6 / r.qps * 10) / 10,
     errors: r.connection_errors + r.protocol_errors + r.unexpected,
   };
 }
@@ -682,11 +684,11 @@ function markdown(results: Results): string {
   const s = results.scenarios;
   const s1 = s['1'] as Awaited<ReturnType<typeof scenario1>> | undefined;
   const table = (servers: Record<string, { label: string; peak_rss_mib: number; best: Run[] }>) => {
-    lines.push('| server | conns | depth | q/s | p50 µs | p99 µs | p99.9 µs | server CPU % | client CPU % | peak RSS MiB |');
-    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    lines.push('| server | conns | depth | q/s | p50 µs | p99 µs | p99.9 µs | server CPU % | server CPU µs/answer | client CPU % | peak RSS MiB |');
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const srv of Object.values(servers)) {
       for (const r of srv.best) {
-        lines.push(`| ${srv.label} | ${r.connections} | ${r.depth} | ${r.qps} | ${r.p50_us} | ${r.p99_us} | ${r.p999_us} | ${r.server_cpu_pct ?? ''} | ${r.client_cpu_pct} | ${srv.peak_rss_mib} |`);
+        lines.push(`| ${srv.label} | ${r.connections} | ${r.depth} | ${r.qps} | ${r.p50_us} | ${r.p99_us} | ${r.p999_us} | ${r.server_cpu_pct ?? ''} | ${r.server_us_per_answer ?? ''} | ${r.client_cpu_pct} | ${srv.peak_rss_mib} |`);
       }
     }
   };
