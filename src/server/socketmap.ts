@@ -164,6 +164,11 @@ class Session {
   private idleTimer: NodeJS.Timeout | undefined;
   private idleSince = -1;
   private lingerTimer: NodeJS.Timeout | undefined;
+  private pumpQueued = false;
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    this.pump();
+  };
 
   constructor(
     private readonly socket: Socket,
@@ -314,7 +319,10 @@ class Session {
 
   private onAnswer(slot: Slot, reply: string): void {
     slot.reply = reply;
-    this.pump();
+    // Answers that settle in the same turn of the promise queue (a pipelined client's) leave in one write.
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    process.nextTick(this.queuedPump);
   }
 
   private handlerFailed(err: unknown, request: { name: string; key: string }): string {
