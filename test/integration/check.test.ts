@@ -13,29 +13,20 @@ import { createTestCa, type TestCa } from '../lab/ca.js';
 import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-server.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startPolicyServer, type PolicyRoute, type PolicyServer } from '../lab/policy-server.js';
-import { assertBuilt, BIN } from '../lab/sidecar.js';
+import { assertBuilt, BIN, runCli, type CliRun as Run } from '../lab/sidecar.js';
 import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
 import type { CheckReport, Step } from '../../src/check/types.js';
 
 // CLI processes under a loaded machine: each test may wait for queued runs.
 vi.setConfig({ testTimeout: 120_000 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-// Async on purpose: the lab servers live in this process and must keep answering while the CLI runs.
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function cli(args: string[], env: Record<string, string> = {}) {
+  // The colour switches come from the case, never from the environment the tests run in.
   const base = { ...process.env };
   delete base.FORCE_COLOR;
   delete base.NO_COLOR;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...base, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err.code as number) ?? -1) : 0, stdout, stderr });
-    });
-  });
+  return runCli(args, { env: { ...base, ...env }, timeoutMs: 60_000 });
 }
 
 const ZONE = 'check.test';

@@ -1,27 +1,14 @@
 /** The command line as an operator uses it: the built binary, real lab servers, exit codes and output. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startDnsServer, type DnsServer } from '../lab/dns-server.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
-import { assertBuilt, BIN } from '../lab/sidecar.js';
+import { assertBuilt, runCli } from '../lab/sidecar.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-// Async on purpose: the lab servers live in this process and must keep answering while the CLI runs.
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err.code as number) ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args: string[]) => runCli(args);
 
 const POLICY = 'version: STSv1\nmode: enforce\nmx: mx1.cli.test\nmx: *.pool.cli.test\nmax_age: 604800\n';
 let address: string;

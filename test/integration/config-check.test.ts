@@ -3,29 +3,17 @@
  * them: the built binary, exit codes, stdout and stderr.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { defaultConfig, validateConfig } from '../../src/config/schema.js';
-import { assertBuilt, BIN, freePort, startSidecar } from '../lab/sidecar.js';
+import { assertBuilt, freePort, runCli, startSidecar } from '../lab/sidecar.js';
 import { connectSocketmap } from '../lab/socketmap-client.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err.code as number) ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args: string[]) => runCli(args);
 
 const RESOLVER_YML = `
 host: 127.0.0.1

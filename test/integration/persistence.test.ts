@@ -4,14 +4,13 @@
  * readable cache, and the `cache` commands work on the file, also while the daemon runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startBlackholeDns, startDnsServer, type BlackholeDns, type DnsRecord, type DnsServer } from '../lab/dns-server.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
-import { BIN, freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
+import { freePort, runCli, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { connectSocketmap } from '../lab/socketmap-client.js';
 
 const ZONE = 'persist.test';
@@ -43,13 +42,7 @@ async function daemon(dnsAddress: string): Promise<{ sidecar: Sidecar; port: num
   return { sidecar: await startSidecar(config(port, dnsAddress)), port };
 }
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err.code as number) ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (...args: string[]) => runCli(args);
 
 beforeAll(async () => {
   worldAddress = await allocateLoopback();

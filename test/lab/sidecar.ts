@@ -2,7 +2,7 @@
  * Runs the built daemon (`bin/mta-sts-sidecar serve`) as a child process with a config of the test's
  * own, the way an operator runs it. Requires `npm run build` first (the test command does that).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -113,4 +113,22 @@ export async function startSidecar(configYaml: string, files: Record<string, str
   }
   const writeConfig = (yaml: string) => writeFile(configFile, withoutDefaultHttp(yaml).replaceAll('$DIR', dir));
   return { dir, process: child, output: () => out, writeConfig, stop };
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI. Asynchronous on purpose: lab servers living in the test process must keep
+ * answering while the CLI runs.
+ */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: options.timeoutMs ?? 30_000, env: options.env ?? process.env }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
 }
