@@ -319,6 +319,11 @@ class Session {
 
   private onAnswer(slot: Slot, reply: string): void {
     slot.reply = reply;
+    // The only request in progress (Postfix's way): its answer leaves now.
+    if (this.replies.length === 1 && this.backlog.length === 0 && !this.pumpQueued) {
+      this.pump();
+      return;
+    }
     // Answers that settle in the same turn of the promise queue (a pipelined client's) leave in one write.
     if (this.pumpQueued) return;
     this.pumpQueued = true;
