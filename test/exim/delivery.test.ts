@@ -158,11 +158,14 @@ describe('enforce: delivery only over verified TLS to a listed MX', () => {
     expect(good.sessions().length).toBe(sessions);
     // Exim logs only "defer (-58)" (an event refused the connection); the daemon logs why.
     expect(deferred(o)).toMatch(/ defer \(-58\)/);
-    const why = world.sidecar
-      .output()
-      .split('\n')
-      .find((l) => l.includes('MX host not allowed') && l.includes(`"host":"${host}"`));
-    expect(why, world.sidecar.output().slice(-2000)).toContain(`"domain":"${domain}"`);
+    // The daemon's log reaches us through a pipe, possibly after Exim has already given up: wait (bounded).
+    const refusal = () =>
+      world.sidecar
+        .output()
+        .split('\n')
+        .find((l) => l.includes('MX host not allowed') && l.includes(`"host":"${host}"`));
+    for (let i = 0; i < 50 && refusal() === undefined; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(refusal(), world.sidecar.output().slice(-2000)).toContain(`"domain":"${domain}"`);
   });
 
   it('a listed MX whose certificate is for another name: deferred after the TLS handshake', async () => {
