@@ -4,7 +4,7 @@
  * the live objects (policies by mode, open connections). Every label has a closed set of values: zone
  * names come from the config, never from a request, so a client cannot grow the series count.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { REASONS } from '../errors.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
@@ -30,6 +30,9 @@ export const ANSWER_SECONDS_BUCKETS = [
 
 /** A reply handler: map name and key in, reply payload out (the socketmap handler's shape). */
 export type ReplyHandler = (name: string, key: string) => Promise<string>;
+
+/** A reply handler that returns the reply itself when it is known at once (cached answers). */
+export type ImmediateReplyHandler = (name: string, key: string) => string | Promise<string>;
 
 /** Where scrape-time gauges read their values; each may change over the daemon's life (reload). */
 export interface MetricSources {
@@ -73,13 +76,87 @@ export function cacheOutcomes(tier: LookupTier): Array<[CacheTier, 'hit' | 'miss
   }
 }
 
+const TEMP_INDEX = ANSWER_CLASSES.indexOf('temp');
+const answerIndex = (reply: string): number => ANSWER_CLASSES.indexOf(answerClass(reply));
+
+/** Adds the pending per-tier counts (0 memory, 1 store) to a tier counter and clears them. */
+function moveTierCounts(counter: Counter<'tier'>, pending: Float64Array): void {
+  for (let i = 0; i < CACHE_TIERS.length; i++) {
+    if (pending[i]! > 0) counter.inc({ tier: CACHE_TIERS[i]! }, pending[i]!);
+    pending[i] = 0;
+  }
+}
+
+/** One series of an AccumulatedHistogram: observe() is a bucket search and three additions. */
+class HistogramSeries {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(private readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/**
+ * A histogram with one label whose observations are plain-number updates, exported through the
+ * registry in prom-client's format (a custom collector: Registry.registerMetric calls get() at scrape).
+ */
+class AccumulatedHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly all = new Map<string, HistogramSeries>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly label: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  series(value: string): HistogramSeries {
+    let s = this.all.get(value);
+    if (s === undefined) this.all.set(value, (s = new HistogramSeries(this.bounds)));
+    return s;
+  }
+
+  async get() {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const [labelValue, s] of this.all) {
+      let acc = 0;
+      for (let i = 0; i <= this.bounds.length; i++) {
+        acc += s.counts[i]!;
+        const le = i < this.bounds.length ? this.bounds[i]! : '+Inf';
+        values.push({ labels: { le, [this.label]: labelValue }, value: acc, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { [this.label]: labelValue }, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { [this.label]: labelValue }, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.all.clear();
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
   /** Pass to the resolver (startDaemon does). */
   readonly observer: ResolverObserver;
   private sources: MetricSources = {};
+  /** Answers counted since the last scrape: protocol -> zone -> count per ANSWER_CLASSES index. */
+  private readonly pendingQueries = new Map<string, Map<string, Float64Array>>();
+  /** Cache hits and misses since the last scrape, by tier (0 memory, 1 store). */
+  private readonly pendingHits = new Float64Array(2);
+  private readonly pendingMisses = new Float64Array(2);
   private readonly queries: Counter<'protocol' | 'answer' | 'zone'>;
-  private readonly answerSeconds: Histogram<'protocol'>;
+  private readonly answerSeconds: AccumulatedHistogram;
   private readonly cacheHits: Counter<'tier'>;
   private readonly cacheMisses: Counter<'tier'>;
   private readonly fetches: Counter<'outcome'>;
@@ -90,30 +167,46 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     const p = METRIC_PREFIX;
+    const pendingQueries = this.pendingQueries;
     this.queries = new Counter({
       name: `${p}queries_total`,
       help: 'Lookups answered, by protocol, answer class (secure, notfound, perm, temp) and configured zone',
       labelNames: ['protocol', 'answer', 'zone'],
       registers,
+      collect() {
+        for (const [protocol, byZone] of pendingQueries) {
+          for (const [zone, counts] of byZone) {
+            for (let i = 0; i < ANSWER_CLASSES.length; i++) {
+              if (counts[i]! > 0) this.inc({ protocol, answer: ANSWER_CLASSES[i]!, zone }, counts[i]!);
+              counts[i] = 0;
+            }
+          }
+        }
+      },
     });
-    this.answerSeconds = new Histogram({
-      name: `${p}answer_duration_seconds`,
-      help: 'Time from a parsed request to its reply',
-      labelNames: ['protocol'],
-      buckets: ANSWER_SECONDS_BUCKETS,
-      registers,
-    });
+    this.answerSeconds = new AccumulatedHistogram(`${p}answer_duration_seconds`, 'Time from a parsed request to its reply', 'protocol', ANSWER_SECONDS_BUCKETS);
+    this.registry.registerMetric(this.answerSeconds as unknown as Metric);
+    // Counted per lookup in plain numbers (pendingHits/pendingMisses, index 0 memory, 1 store) and moved
+    // into the counters when scraped: prom-client costs about a microsecond per inc().
+    const pendingHits = this.pendingHits;
+    const pendingMisses = this.pendingMisses;
     this.cacheHits = new Counter({
       name: `${p}cache_hits_total`,
       help: 'Lookups answered by a cache tier (memory includes remembered absences)',
       labelNames: ['tier'],
       registers,
+      collect() {
+        moveTierCounts(this, pendingHits);
+      },
     });
     this.cacheMisses = new Counter({
       name: `${p}cache_misses_total`,
       help: 'Lookups a cache tier could not answer',
       labelNames: ['tier'],
       registers,
+      collect() {
+        moveTierCounts(this, pendingMisses);
+      },
     });
     this.fetches = new Counter({
       name: `${p}fetches_total`,
@@ -172,8 +265,15 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
 
     this.observer = {
+      // The same counts as cacheOutcomes(tier), without an allocation per lookup.
       lookup: (_result: LookupResult, tier: LookupTier) => {
-        for (const [t, outcome] of cacheOutcomes(tier)) (outcome === 'hit' ? this.cacheHits : this.cacheMisses).inc({ tier: t });
+        if (tier === 'memory' || tier === 'negative') {
+          pendingHits[0]!++;
+        } else {
+          pendingMisses[0]!++;
+          if (tier === 'store') pendingHits[1]!++;
+          else pendingMisses[1]!++;
+        }
       },
       fetch: (outcome) => this.fetches.inc({ outcome }),
       refresh: (outcome) => this.refreshes.inc({ outcome }),
@@ -194,20 +294,47 @@ export class Metrics {
   /**
    * Wraps a reply handler: times it and counts its reply by class and by the zone `zoneOf(name)` names
    * (the configured zone the map name selects, so unknown names count as `default`). A rejection counts
-   * as temp, which is what the protocol layer answers for it, and is passed on unchanged.
+   * as temp, which is what the protocol layer answers for it, and is passed on unchanged. A reply the
+   * handler returns at once is returned at once. The per-answer cost is a few plain-number updates; the
+   * counters and the histogram are brought up to date when scraped.
    */
-  countReplies(protocol: string, handler: ReplyHandler, zoneOf: (name: string) => string): ReplyHandler {
-    return async (name, key) => {
-      const started = process.hrtime.bigint();
-      let answer: AnswerClass = 'temp';
+  countReplies(protocol: string, handler: ReplyHandler, zoneOf: (name: string) => string): ReplyHandler;
+  countReplies(protocol: string, handler: ImmediateReplyHandler, zoneOf: (name: string) => string): ImmediateReplyHandler;
+  countReplies(protocol: string, handler: ImmediateReplyHandler, zoneOf: (name: string) => string): ImmediateReplyHandler {
+    let byZone = this.pendingQueries.get(protocol);
+    if (byZone === undefined) this.pendingQueries.set(protocol, (byZone = new Map()));
+    const zones = byZone;
+    const latency = this.answerSeconds.series(protocol);
+    const count = (name: string, answer: number, started: number): void => {
+      latency.observe((performance.now() - started) / 1000);
+      const zone = zoneOf(name);
+      let counts = zones.get(zone);
+      if (counts === undefined) zones.set(zone, (counts = new Float64Array(ANSWER_CLASSES.length)));
+      counts[answer]!++;
+    };
+    return (name, key) => {
+      const started = performance.now();
+      let reply: string | Promise<string>;
       try {
-        const reply = await handler(name, key);
-        answer = answerClass(reply);
-        return reply;
-      } finally {
-        this.answerSeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
-        this.queries.inc({ protocol, answer, zone: zoneOf(name) });
+        reply = handler(name, key);
+      } catch (err) {
+        count(name, TEMP_INDEX, started);
+        return Promise.reject(err);
       }
+      if (typeof reply === 'string') {
+        count(name, answerIndex(reply), started);
+        return reply;
+      }
+      return reply.then(
+        (r) => {
+          count(name, answerIndex(r), started);
+          return r;
+        },
+        (err: unknown) => {
+          count(name, TEMP_INDEX, started);
+          throw err;
+        },
+      );
     };
   }
 
