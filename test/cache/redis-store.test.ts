@@ -2,22 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import { openStore, type StoreLogger } from '../../src/cache/open-store.js';
+import { openStore } from '../../src/cache/open-store.js';
 import { RedisStore } from '../../src/cache/redis-store.js';
 import type { PolicyStore } from '../../src/cache/store.js';
 import { startRedis, type RedisLab } from '../lab/redis.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
+import { recordingLogger } from './recording-logger.js';
 
-interface LogLine {
-  level: 'info' | 'warn' | 'error';
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-function recordingLogger(): StoreLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: LogLine['level']) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -19,10 +19,11 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type StoreLogger } from '../../src/cache/open-store.js';
+import { openStore } from '../../src/cache/open-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError, SqliteStore } from '../../src/cache/sqlite-store.js';
 import type { CacheEntry } from '../../src/cache/store.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
+import { recordingLogger } from './recording-logger.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -41,16 +42,6 @@ function freshDir(): string {
   return dir;
 }
 
-interface LogLine {
-  level: 'info' | 'warn' | 'error';
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-function recordingLogger(): StoreLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: LogLine['level']) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 describeCacheStore('SqliteStore', async () => {
   const path = join(freshDir(), 'cache.db');

@@ -10,6 +10,7 @@ import { encodeNetstring, NetstringDecoder, NetstringError } from '../../src/ser
 import { parseSocketmapRequest } from '../../src/server/socketmap.js';
 import { params, RUNS, timeoutFor } from './fuzz.js';
 import { referenceNetstrings } from './reference-grammar.js';
+import { cutIntoChunks } from './cut-chunks.js';
 
 const MAX = 64;
 
@@ -31,16 +32,7 @@ const stream = fc.array(piece, { maxLength: 6 }).map((pieces) => Buffer.concat(p
 /** A stream and the chunk boundaries it arrives in. */
 const chunked = fc
   .tuple(stream, fc.array(fc.nat(), { maxLength: 6 }))
-  .map(([bytes, cuts]) => {
-    const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-    const chunks: Buffer[] = [];
-    let from = 0;
-    for (const c of [...at, bytes.length]) {
-      chunks.push(bytes.subarray(from, c));
-      from = c;
-    }
-    return { bytes, chunks };
-  });
+  .map(([bytes, cuts]) => cutIntoChunks(bytes, cuts));
 
 function decode(chunks: Buffer[]): { payloads: Buffer[]; error: boolean } {
   const d = new NetstringDecoder({ maxPayloadBytes: MAX });

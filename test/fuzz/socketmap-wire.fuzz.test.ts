@@ -14,6 +14,7 @@ import { encodeNetstring, NetstringDecoder } from '../../src/server/netstring.js
 import { serveSocketmapConnection, socketmapServerOptions } from '../../src/server/socketmap.js';
 import { params } from './fuzz.js';
 import { referenceNetstrings } from './reference-grammar.js';
+import { cutIntoChunks } from './cut-chunks.js';
 
 const RUNS = 300;
 const MAX_REQUEST = 64;
@@ -64,17 +65,9 @@ const piece = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('1073741824:', '99:', '00:', ':', '3:abc;', '\0', '65:').map((s) => Buffer.from(s, 'latin1')) },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 10 }).map((b) => Buffer.from(b)) },
 );
-const input = fc.tuple(fc.array(piece, { maxLength: 5 }), fc.array(fc.nat(), { maxLength: 4 })).map(([pieces, cuts]) => {
-  const bytes = Buffer.concat(pieces);
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const c of [...at, bytes.length]) {
-    chunks.push(bytes.subarray(from, c));
-    from = c;
-  }
-  return { bytes, chunks };
-});
+const input = fc
+  .tuple(fc.array(piece, { maxLength: 5 }), fc.array(fc.nat(), { maxLength: 4 }))
+  .map(([pieces, cuts]) => cutIntoChunks(Buffer.concat(pieces), cuts));
 
 describe('fuzz: the socketmap server over a socket', () => {
   it(`answers exactly the complete frames, each with a well-formed reply (${RUNS} connections)`, { timeout: 120_000 }, async () => {
