@@ -52,6 +52,8 @@ export const DEFAULTS = {
     request_timeout_ms: 30_000,
     /** On SIGTERM (and for listeners a reload removes), open connections get this long to finish their replies. */
     shutdown_grace_ms: 5_000,
+    /** Must match Postfix's socketmap_max_reply (default 100000): a longer reply is an error there. */
+    max_reply_bytes: 100_000,
   },
   exim: {
     /** No Exim listener unless configured (docs/decisions.md "Exim"). */
@@ -107,6 +109,8 @@ export const DEFAULTS = {
     refresh_concurrency: 8,
     /** Failure backoff per domain: failure_retry_ms doubled per consecutive failure, capped here. */
     failure_backoff_max_ms: 6 * 3600_000,
+    /** Pending resolutions at once (tarpitting policy hosts); beyond it, answer from cache or NOTFOUND. */
+    max_pending: 10_000,
   },
   dns: {
     servers: [] as string[],
@@ -125,6 +129,12 @@ export const DEFAULTS = {
     store: 'sqlite' as 'sqlite' | 'memory' | 'redis',
     path: '/var/lib/mta-sts-sidecar/cache.db',
     redis_url: 'redis://127.0.0.1:6379/0',
+    /** Hot (in-process) tier bound in bytes, on top of memory_entries. */
+    memory_max_bytes: 64 * 1024 * 1024,
+    /** `memory` / `sqlite` store bound in bytes. */
+    store_max_bytes: 256 * 1024 * 1024,
+    /** Expired policies are pruned from every store this often (RFC 8461 §5.1: never used past max_age). */
+    prune_interval_ms: 3600_000,
     /** SQLite: queued writes are committed in one transaction at most this long after the first one. */
     sqlite_flush_interval_ms: 50,
     /** SQLite: ... or at once when this many domains are queued. */

@@ -22,6 +22,8 @@ export interface Config {
     idle_timeout_ms: number;
     request_timeout_ms: number;
     shutdown_grace_ms: number;
+    /** Must match Postfix's socketmap_max_reply: a longer reply is an error on the Postfix side. */
+    max_reply_bytes: number;
   };
   /** The Exim line protocol (src/server/exim.ts); no listener while `listen` is empty. */
   exim: {
@@ -48,6 +50,8 @@ export interface Config {
     refresh_batch: number;
     refresh_concurrency: number;
     failure_backoff_max_ms: number;
+    /** Pending resolutions at once; beyond it, answer from cache or NOTFOUND at once. */
+    max_pending: number;
   };
   dns: { servers: string[]; timeout_ms: number; tries: number };
   fetch: {
@@ -57,7 +61,17 @@ export interface Config {
     max_bytes: number;
     user_agent: string;
   };
-  cache: { store: 'sqlite' | 'memory' | 'redis'; path: string; redis_url: string };
+  cache: {
+    store: 'sqlite' | 'memory' | 'redis';
+    path: string;
+    redis_url: string;
+    /** Hot (in-process) tier size bound, in bytes of policy text. */
+    memory_max_bytes: number;
+    /** `memory` / `sqlite` store size bound, in bytes. */
+    store_max_bytes: number;
+    /** Expired entries are pruned from every store this often. */
+    prune_interval_ms: number;
+  };
   /** Zone name (the socketmap map name) → settings; `default` applies to unknown names. */
   zones: Record<string, ZoneConfig>;
   log: { level: string; format: 'json' | 'pretty' };
@@ -149,6 +163,7 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     idle_timeout_ms: ms(100),
     request_timeout_ms: ms(100),
     shutdown_grace_ms: wholeNumber(0, 600_000, ' of milliseconds'),
+    max_reply_bytes: wholeNumber(1024, 1 << 30, ' of bytes'),
   },
   exim: {
     listen: list(listenSpec),
@@ -174,6 +189,7 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     refresh_batch: wholeNumber(1, 100_000),
     refresh_concurrency: wholeNumber(1, 1_000),
     failure_backoff_max_ms: ms(0),
+    max_pending: wholeNumber(1, 10_000_000),
   },
   dns: { servers: list(dnsServer), timeout_ms: ms(10), tries: wholeNumber(1, 10) },
   fetch: {
@@ -183,7 +199,14 @@ const SECTIONS: Record<string, Record<string, Check>> = {
     max_bytes: wholeNumber(1024, 16 << 20, ' of bytes'),
     user_agent: text,
   },
-  cache: { store: oneOf(STORES), path: text, redis_url: text },
+  cache: {
+    store: oneOf(STORES),
+    path: text,
+    redis_url: text,
+    memory_max_bytes: wholeNumber(1 << 20, 2 ** 40, ' of bytes'),
+    store_max_bytes: wholeNumber(1 << 20, 2 ** 40, ' of bytes'),
+    prune_interval_ms: ms(1_000),
+  },
   log: { level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) },
   http: { listen: list(listenSpec), max_connections: wholeNumber(1, 100_000) },
 };
@@ -201,7 +224,14 @@ export function defaultConfig(): Config {
     resolver: { ...DEFAULTS.resolver },
     dns: { ...DEFAULTS.dns, servers: [] },
     fetch: { ...DEFAULTS.fetch },
-    cache: { ...DEFAULTS.cache },
+    cache: {
+      store: DEFAULTS.cache.store,
+      path: DEFAULTS.cache.path,
+      redis_url: DEFAULTS.cache.redis_url,
+      memory_max_bytes: DEFAULTS.cache.memory_max_bytes,
+      store_max_bytes: DEFAULTS.cache.store_max_bytes,
+      prune_interval_ms: DEFAULTS.cache.prune_interval_ms,
+    },
     zones: { default: { ...DEFAULTS.zone } },
     log: { ...DEFAULTS.log },
     http: { ...DEFAULTS.http, listen: [...DEFAULTS.http.listen] },
