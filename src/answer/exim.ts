@@ -1,7 +1,7 @@
 /**
  * What Exim is told: one reply line of `key=value` pairs, read by the `${readsocket}` expansion and taken
  * apart with `${extract{key}{...}}` (Exim spec, chapter "String expansions"). This file is the only place
- * that writes Exim replies; the line protocol itself is src/server/exim.ts.
+ * that writes Exim replies; the line protocol itself is src/server/exim/session.ts.
  *
  *   policy DOMAIN        -> mode=enforce mx="mx1.example.com *.example.net" id=20240101 max_age=86400
  *                           mode=none reason=no-record                     (no policy)

@@ -1,7 +1,7 @@
 /**
  * The policy side of the daemon as one unit: store, resolver (with its DNS client and fetcher) and the
  * proactive refresher. A reload that changes resolver, dns, fetch or cache settings builds a new unit
- * and retires the old one (src/server/reload.ts); the listeners never see the swap.
+ * and retires the old one (src/app/reload.ts); the listeners never see the swap.
  */
 import type { Logger } from 'pino';
 import { openStore } from '../cache/open-store.js';

@@ -1,6 +1,6 @@
 /**
  * The running daemon: store, resolver, listeners (socketmap, Exim, HTTP metrics/health) and metrics,
- * built from one config and changed in place by reload() (src/server/reload.ts).
+ * built from one config and changed in place by reload() (src/app/reload.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -10,14 +10,14 @@ import type { Refresher } from '../resolver/refresher.js';
 import type { ResolverObserver } from '../resolver/observer.js';
 import type { PolicyLookup } from '../resolver/types.js';
 import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
-import { serveEximConnection, type EximServerOptions } from './exim.js';
-import { eximLookupHandler } from './exim-lookup.js';
-import { httpConnectionHandler, type Readiness } from './http.js';
-import { startListeners, type ConnectionCallback, type InheritedListeners, type ListenerOptions, type Listeners } from './listen.js';
+import { serveEximConnection, type EximServerOptions } from '../server/exim/session.js';
+import { eximLookupHandler } from '../server/exim/lookup.js';
+import { httpConnectionHandler, type Readiness } from '../server/http.js';
+import { startListeners, type ConnectionCallback, type InheritedListeners, type ListenerOptions, type Listeners } from '../server/listen.js';
 import { combineObservers, Metrics } from './metrics.js';
-import { postfixMapAnswerer, type HotPolicyLookup, type MapAnswerer } from './postfix-map.js';
+import { postfixMapAnswerer, type HotPolicyLookup, type MapAnswerer } from '../server/postfix/map.js';
 import { applyReload, type ListenerGroup, type ReloadReport } from './reload.js';
-import { serveSocketmapConnection, type SocketmapServerOptions } from './socketmap.js';
+import { serveSocketmapConnection, type SocketmapServerOptions } from '../server/postfix/session.js';
 
 export interface Daemon {
   /** The current resolver (a reload that changes resolver, dns, fetch or cache settings replaces it). */

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { PolicyStore } from '../cache/store.js';
 import type { Config } from '../config/schema.js';
 import { startCore, stopCore, type Core } from './core.js';
-import type { PendingListenerUpdate } from './listen.js';
+import type { PendingListenerUpdate } from '../server/listen.js';
 
 /** Sections whose change needs a new resolver (and, for cache, a new store). */
 const CORE_SECTIONS = ['resolver', 'dns', 'fetch', 'cache'];
@@ -48,7 +48,7 @@ export interface ListenerGroup {
   prepare(next: Config): Promise<PendingListenerUpdate>;
 }
 
-/** What the daemon exposes to a reload (src/server/daemon.ts implements it). */
+/** What the daemon exposes to a reload (src/app/daemon.ts implements it). */
 export interface ReloadTarget {
   readonly config: Config;
   readonly core: Core;

@@ -8,7 +8,8 @@ import { validateConfig, type Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { createLogger } from './log.js';
-import { clearListenEnv, InheritedSockets, listenFdsFromEnv, SystemdNotifier } from './systemd.js';
+import { clearListenEnv, InheritedSockets, listenFdsFromEnv } from '../server/socket-activation.js';
+import { SystemdNotifier } from './notifier.js';
 
 /** Added to the drain and fetch timeouts to bound a stop: flushing the store, closing clients. */
 const STOP_MARGIN_MS = 5_000;

@@ -1,5 +1,5 @@
-/** `mta-sts-sidecar serve`: run the daemon until SIGTERM/SIGINT (src/server/service.ts), then exit. */
-import { runService, type ServiceOptions } from '../server/service.js';
+/** `mta-sts-sidecar serve`: run the daemon until SIGTERM/SIGINT (src/app/service.ts), then exit. */
+import { runService, type ServiceOptions } from '../app/service.js';
 
 export async function runServe(options: ServiceOptions): Promise<void> {
   const code = await runService(options);

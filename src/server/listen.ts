@@ -39,7 +39,7 @@ export interface ListenerOptions {
   shutdownGraceMs?: number;
   /**
    * Sockets already listening, handed over by a service manager (systemd socket activation): a spec
-   * whose address one of them has uses it instead of binding. See src/server/systemd.ts.
+   * whose address one of them has uses it instead of binding. See src/server/socket-activation.ts.
    */
   inherited?: InheritedListeners;
 }

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNetstring, NetstringDecoder } from '../../src/server/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../../src/server/postfix/netstring.js';
 import { connectSocketmap } from '../lab/socketmap-client.js';
 import { WARN, ZONE, eventually, secure, sleep, startDaemon, startWorld, type Daemon, type World } from './world.js';
 

@@ -1,6 +1,6 @@
 /**
  * The Exim line protocol: parseEximRequest against a reference grammar written from the protocol's own
- * description (src/server/exim.ts: `policy DOMAIN` / `mx DOMAIN MXHOST`, words separated by SP or HTAB,
+ * description (src/server/exim/session.ts: `policy DOMAIN` / `mx DOMAIN MXHOST`, words separated by SP or HTAB,
  * verb case-insensitive, UTF-8, no control characters but HTAB), and the reply for any request: exactly
  * one line of key=value pairs that Exim's ${extract} reads back, with a `mode` (an answer) or an `error`.
  * Then the server over a real socket with random bytes.
@@ -10,8 +10,8 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startListeners, type Listeners } from '../../src/server/listen.js';
-import { eximServerOptions, parseEximRequest, serveEximConnection } from '../../src/server/exim.js';
-import { eximLookupHandler } from '../../src/server/exim-lookup.js';
+import { eximServerOptions, parseEximRequest, serveEximConnection } from '../../src/server/exim/session.js';
+import { eximLookupHandler } from '../../src/server/exim/lookup.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import { parsePolicy } from '../../src/sts/policy.js';
 import { mutated, params, RUNS, timeoutFor } from './fuzz.js';

@@ -6,8 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeNetstring, NetstringDecoder, NetstringError } from '../../src/server/netstring.js';
-import { parseSocketmapRequest } from '../../src/server/socketmap.js';
+import { encodeNetstring, NetstringDecoder, NetstringError } from '../../src/server/postfix/netstring.js';
+import { parseSocketmapRequest } from '../../src/server/postfix/session.js';
 import { params, RUNS, timeoutFor } from './fuzz.js';
 import { referenceNetstrings } from './reference-grammar.js';
 import { cutIntoChunks } from './cut-chunks.js';

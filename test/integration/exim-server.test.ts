@@ -11,8 +11,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../src/cache/store.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
-import { eximLookupHandler } from '../../src/server/exim-lookup.js';
-import { eximServerOptions, serveEximConnection, type EximServerOptions } from '../../src/server/exim.js';
+import { eximLookupHandler } from '../../src/server/exim/lookup.js';
+import { eximServerOptions, serveEximConnection, type EximServerOptions } from '../../src/server/exim/session.js';
 import { startListeners, type Listeners } from '../../src/server/listen.js';
 import type { Policy } from '../../src/sts/types.js';
 

@@ -13,13 +13,13 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SOCKETMAP } from '../../src/config/defaults.js';
 import { parseListenSpec, startListeners, type BoundAddress, type Listeners } from '../../src/server/listen.js';
-import { encodeNetstring, NetstringDecoder } from '../../src/server/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../../src/server/postfix/netstring.js';
 import {
   serveSocketmapConnection,
   socketmapServerOptions,
   type SocketmapHandler,
   type SocketmapServerOptions,
-} from '../../src/server/socketmap.js';
+} from '../../src/server/postfix/session.js';
 
 const WAIT_MS = 2_000;
 const POLL_MS = 5;

@@ -3,7 +3,7 @@
  * Speaks the same netstrings as Postfix: one request, wait for its reply, next.
  */
 import { connect, type Socket } from 'node:net';
-import { encodeNetstring, NetstringDecoder } from '../../src/server/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../../src/server/postfix/netstring.js';
 
 const REPLY_TIMEOUT_MS = 20_000;
 

@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNetstring } from '../../src/server/netstring.js';
+import { encodeNetstring } from '../../src/server/postfix/netstring.js';
 import { connectSocketmap, type SocketmapClient } from '../lab/socketmap-client.js';
 import { ZONE, policy as policyOf, secure, sleep, startDaemon, startWorld, type Daemon, type World } from '../faults/world.js';
 

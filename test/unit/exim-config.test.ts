@@ -1,7 +1,7 @@
 /** The `exim` section of the config: no listener by default, the same listen syntax as socketmap. */
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
-import { eximServerOptions } from '../../src/server/exim.js';
+import { eximServerOptions } from '../../src/server/exim/session.js';
 
 describe('config exim section', () => {
   it('by default there is no Exim listener', () => {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Metrics } from '../../src/server/metrics.js';
+import { Metrics } from '../../src/app/metrics.js';
 
 const FILE = join(import.meta.dirname, '../../contrib/grafana/mta-sts-sidecar.json');
 

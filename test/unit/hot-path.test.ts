@@ -4,9 +4,9 @@
  * map handler that answers at once.
  */
 import { describe, expect, it } from 'vitest';
-import { NetstringDecoder, NetstringError } from '../../src/server/netstring.js';
-import { parseSocketmapRequest } from '../../src/server/socketmap.js';
-import { postfixMapAnswerer, postfixMapHandler } from '../../src/server/postfix-map.js';
+import { NetstringDecoder, NetstringError } from '../../src/server/postfix/netstring.js';
+import { parseSocketmapRequest } from '../../src/server/postfix/session.js';
+import { postfixMapAnswerer, postfixMapHandler } from '../../src/server/postfix/map.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import type { ResolverObserver } from '../../src/resolver/observer.js';
 import { MemoryStore } from '../../src/cache/memory-store.js';

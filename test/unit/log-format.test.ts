@@ -1,6 +1,6 @@
 /** The daemon's log lines: JSON by default, one readable line per event with `pretty`. */
 import { describe, expect, it } from 'vitest';
-import { createLogger, prettyLine } from '../../src/server/log.js';
+import { createLogger, prettyLine } from '../../src/app/log.js';
 
 const T = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
 const json = (o: object) => JSON.stringify({ level: 30, time: T, service: 'mta-sts-sidecar', ...o }) + '\n';

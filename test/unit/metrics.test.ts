@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LookupTier } from '../../src/resolver/observer.js';
 import type { LookupResult } from '../../src/resolver/types.js';
-import { answerClass, cacheOutcomes, combineObservers, Metrics, type AnswerClass } from '../../src/server/metrics.js';
+import { answerClass, cacheOutcomes, combineObservers, Metrics, type AnswerClass } from '../../src/app/metrics.js';
 
 const NONE: LookupResult = { kind: 'none', domain: 'example.com', why: 'no-record' };
 

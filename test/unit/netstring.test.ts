@@ -4,7 +4,7 @@ import {
   NetstringDecoder,
   NetstringError,
   type NetstringErrorCode,
-} from '../../src/server/netstring.js';
+} from '../../src/server/postfix/netstring.js';
 
 const MAX = 64;
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { defaultConfig } from '../../src/config/schema.js';
-import { diffConfig, planReload, type ReloadPlan } from '../../src/server/reload.js';
+import { diffConfig, planReload, type ReloadPlan } from '../../src/app/reload.js';
 
 const BASE = 'socketmap: { listen: ["tcp:127.0.0.1:8461"] }\nzones: { strict: { strict_testing: true } }\n';
 

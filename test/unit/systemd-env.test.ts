@@ -1,6 +1,6 @@
 /** sd_listen_fds(3) environment: which descriptors, if any, systemd passed to this process. */
 import { describe, expect, it } from 'vitest';
-import { clearListenEnv, listenFdsFromEnv } from '../../src/server/systemd.js';
+import { clearListenEnv, listenFdsFromEnv } from '../../src/server/socket-activation.js';
 
 const PID = 4242;
 

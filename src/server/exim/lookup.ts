@@ -2,12 +2,12 @@
  * The Exim request handler: request -> domain -> lookup -> reply. Like the Postfix map handler it decides
  * nothing itself; it translates between the wire, the resolver and src/answer/exim.ts.
  */
-import { eximErrorReply, eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../answer/exim.js';
-import { patternText } from '../answer/postfix.js';
-import type { PolicyLookup } from '../resolver/types.js';
-import { normalizeDomainKey } from '../sts/domain.js';
-import { asciiLower, hostnameProblem } from '../sts/mx.js';
-import type { EximHandler } from './exim.js';
+import { eximErrorReply, eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../../answer/exim.js';
+import { patternText } from '../../answer/postfix.js';
+import type { PolicyLookup } from '../../resolver/types.js';
+import { normalizeDomainKey } from '../../sts/domain.js';
+import { asciiLower, hostnameProblem } from '../../sts/mx.js';
+import type { EximHandler } from './session.js';
 
 export function eximLookupHandler(resolver: PolicyLookup): EximHandler {
   const verdictFor = async (key: string): Promise<EximVerdict | { error: string }> => {

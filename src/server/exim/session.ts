@@ -16,9 +16,9 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { eximErrorReply } from '../answer/exim.js';
-import { DEFAULTS } from '../config/defaults.js';
-import type { ConnectionControl, ListenerOptions } from './listen.js';
+import { eximErrorReply } from '../../answer/exim.js';
+import { DEFAULTS } from '../../config/defaults.js';
+import type { ConnectionControl, ListenerOptions } from '../listen.js';
 
 export type EximRequest = { verb: 'policy'; domain: string } | { verb: 'mx'; domain: string; host: string };
 

@@ -2,12 +2,12 @@
  * The Postfix socketmap handler: map name -> zone, key -> domain, domain -> lookup -> reply. Nothing
  * here decides policy; it only translates between the wire and the resolver.
  */
-import type { ZoneConfig } from '../config/schema.js';
-import { NOTFOUND, permReply, postfixReply, type AnswerOptions } from '../answer/postfix.js';
-import { verdictOf } from '../answer/verdict.js';
-import type { CacheEntry } from '../cache/store.js';
-import type { LookupResult, PolicyLookup } from '../resolver/types.js';
-import { normalizeDomainKey } from '../sts/domain.js';
+import type { ZoneConfig } from '../../config/schema.js';
+import { NOTFOUND, permReply, postfixReply, type AnswerOptions } from '../../answer/postfix.js';
+import { verdictOf } from '../../answer/verdict.js';
+import type { CacheEntry } from '../../cache/store.js';
+import type { LookupResult, PolicyLookup } from '../../resolver/types.js';
+import { normalizeDomainKey } from '../../sts/domain.js';
 
 export type MapHandler = (name: string, key: string) => Promise<string>;
 

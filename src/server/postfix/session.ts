@@ -10,9 +10,9 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { permReply, tempReply } from '../answer/postfix.js';
-import { DEFAULTS, SOCKETMAP } from '../config/defaults.js';
-import type { ConnectionControl, ListenerOptions } from './listen.js';
+import { permReply, tempReply } from '../../answer/postfix.js';
+import { DEFAULTS, SOCKETMAP } from '../../config/defaults.js';
+import type { ConnectionControl, ListenerOptions } from '../listen.js';
 import { NetstringDecoder, NetstringError } from './netstring.js';
 
 /**
