@@ -9,6 +9,7 @@
 import type { ReasonClass } from '../errors.js';
 import type { Address, MxAnswer, TxtAnswer } from '../net/dns.js';
 import { isPublicAddress } from '../net/address-filter.js';
+import { identityProblem } from '../net/identity.js';
 import type { CertificateFacts, StartTlsProbe } from '../net/starttls-probe.js';
 import { patternText } from '../answer/postfix.js';
 import { RFC8461 } from '../config/defaults.js';
@@ -388,10 +389,12 @@ function judgeCertificate(host: string, probe: Extract<StartTlsProbe, { kind: 't
       ),
     );
   }
-  // RFC 8461 §4.2: the MX host name must be a DNS-ID in the subjectAltName (no fallback to the CN).
-  if (cert.dnsNames.length === 0) {
+  // RFC 8461 §4.2 through RFC 9525: the MX host must be a subjectAltName DNS-ID (no CN fallback, wildcard
+  // only as the whole left-most label): the same rule the policy fetch applies (src/net/identity.ts).
+  const problem = identityProblem(host, cert.dnsNames);
+  if (problem === 'no-dns-id') {
     findings.push(fail('no DNS names in subjectAltName', `get a certificate with ${host} in its subjectAltName (RFC 8461 §4.2)`));
-  } else if (probe.nameError !== null) {
+  } else if (problem === 'mismatch') {
     findings.push(fail(`not valid for ${host} (names: ${cert.dnsNames.join(', ')})`, `get a certificate with ${host} in its subjectAltName, or point the MX record at a name the certificate covers (RFC 8461 §4.2)`));
   }
   const notAfter = Date.parse(cert.validTo);

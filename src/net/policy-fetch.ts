@@ -1,7 +1,8 @@
 /**
  * RFC 8461 §3.3: fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` strictly: validated certificate
- * for the policy host (SNI, SAN DNS-IDs), TLS >= 1.2, no redirects, 200 only, text/plain, a size cap
- * enforced while streaming, one total deadline, and no HTTP cache.
+ * for the policy host (SNI; subjectAltName DNS-IDs only, the one identity rule of ./identity.ts),
+ * TLS >= 1.2, no redirects, 200 only, text/plain, a size cap enforced while streaming, one total
+ * deadline, and no HTTP cache.
  */
 import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
@@ -11,6 +12,7 @@ import { RFC8461 } from '../config/defaults.js';
 import type { DnsClient } from './dns.js';
 import { isPublicAddress } from './address-filter.js';
 import { classifyFetchError } from './fetch-errors.js';
+import { checkCertificateIdentity } from './identity.js';
 
 export interface PolicyFetchOptions {
   /** Extra trusted roots (PEM), added to the system roots. */
@@ -62,6 +64,9 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     ca,
     minVersion: 'TLSv1.2',
     rejectUnauthorized: true,
+    // RFC 8461 §3.3 via RFC 9525: the policy host must be a subjectAltName DNS-ID. Node's own check falls
+    // back to the subject CN and accepts partial wildcards; ours does neither (src/net/identity.ts).
+    checkServerIdentity: checkCertificateIdentity,
     // A resumed session would skip certificate validation on a later fetch: keep none.
     maxCachedSessions: 0,
     timeout: options.timeoutMs,

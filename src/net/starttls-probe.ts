@@ -8,7 +8,8 @@
  * what the server offers, not to deliver mail over it.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { certificateDnsIds } from './identity.js';
 
 /** RFC 5321 §4.5.4.2 / RFC 8461 §4: MTA-STS protects SMTP to the MX on the standard port. */
 export const SMTP_PORT = 25;
@@ -52,11 +53,12 @@ export type StartTlsProbe =
       /** `TLSv1.3`, `TLSv1.2`, ... */
       protocol: string | null;
       cipher: string | null;
-      /** The chain verifies against the trusted roots (the name is judged separately). */
+      /**
+       * The chain verifies against the trusted roots. The name is not judged here: src/check applies the
+       * one identity rule (src/net/identity.ts) to `certificate.dnsNames`.
+       */
       authorized: boolean;
       authorizationError: string | null;
-      /** tls.checkServerIdentity's complaint about the MX host name, or null when it matches. */
-      nameError: string | null;
       certificate: CertificateFacts | null;
     };
 
@@ -156,7 +158,8 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
           socket: sock,
           servername: mxHost,
           ca,
-          // Judged below from `authorized` and checkServerIdentity, so that one probe reports every problem.
+          // Reported as facts (`authorized`, the DNS-IDs) and judged by src/check, so that one probe reports
+          // every problem.
           rejectUnauthorized: false,
           checkServerIdentity: () => undefined,
           // Accept what old servers offer, so that TLS 1.0/1.1 is reported as such, not as a handshake failure.
@@ -174,14 +177,12 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
           stage = 'ehlo';
           const peer = tls.getPeerCertificate(false);
           const certificate = peer && Object.keys(peer).length > 0 ? certificateFacts(peer) : null;
-          const nameError = certificate ? (checkServerIdentity(mxHost, peer)?.message ?? null) : 'no certificate';
           finish({
             kind: 'tls',
             protocol: tls.getProtocol(),
             cipher: tls.getCipher()?.name ?? null,
             authorized: tls.authorized,
             authorizationError: tls.authorizationError ? String(tls.authorizationError) : null,
-            nameError,
             certificate,
           });
           // RFC 5321 §4.1.1.10: QUIT may be sent at any time; over TLS it goes in the new session.
@@ -201,10 +202,7 @@ function certificateFacts(cert: PeerCertificate): CertificateFacts {
   return {
     subject: nameText(cert.subject),
     issuer: nameText(cert.issuer),
-    dnsNames: (cert.subjectaltname ?? '')
-      .split(/,\s*/)
-      .filter((entry) => entry.startsWith('DNS:'))
-      .map((entry) => entry.slice(4)),
+    dnsNames: certificateDnsIds(cert),
     validFrom: isoDate(cert.valid_from),
     validTo: isoDate(cert.valid_to),
     fingerprint256: cert.fingerprint256,

@@ -52,6 +52,7 @@ const MX = {
   soon: 'mx-soon.check.test',
   wrongname: 'mx-wrongname.check.test',
   legacy: 'mx-legacy.check.test',
+  cnonly: 'mx-cnonly.check.test',
 } as const;
 
 const DOMAINS: Record<string, DomainSpec> = {
@@ -62,6 +63,7 @@ const DOMAINS: Record<string, DomainSpec> = {
   badrpt: { tlsrpt: 'v=TLSRPTv1; rua=tlsrpt@check.test', policy: policyText('enforce', [MX.good]) },
   norpt: { tlsrpt: null, policy: policyText('enforce', [MX.good]) },
   wrongcert: { policy: policyText('enforce', [MX.good]), route: { cert: 'wrong-name' } },
+  cnonlyhost: { policy: policyText('enforce', [MX.good]), route: { cert: 'cn-only' } },
   html: { policy: policyText('enforce', [MX.good]), route: { headers: { 'content-type': 'text/html' } } },
   oldtls: { policy: policyText('enforce', [MX.good]), route: { tls: 'legacy' } },
   redirect: { policy: policyText('enforce', [MX.good]), route: { redirect: 'https://www.check.test/mta-sts.txt' } },
@@ -72,6 +74,7 @@ const DOMAINS: Record<string, DomainSpec> = {
   soon: { mx: [`10 ${MX.soon}.`], policy: policyText('enforce', [MX.soon]) },
   wrongname: { mx: [`10 ${MX.wrongname}.`], policy: policyText('enforce', [MX.wrongname]) },
   legacy: { mx: [`10 ${MX.legacy}.`], policy: policyText('enforce', [MX.legacy]) },
+  cnonly: { mx: [`10 ${MX.cnonly}.`], policy: policyText('enforce', [MX.cnonly]) },
   shortage: { policy: policyText('enforce', [MX.good], 3600) },
 };
 
@@ -166,6 +169,8 @@ beforeAll(async () => {
   smtp.soon = await smtpServer(await ca.issue({ dnsNames: [MX.soon], notAfter: new Date(now + 5 * DAY + 3_600_000) }), MX.soon);
   smtp.wrongname = await smtpServer(await ca.issue({ dnsNames: ['other.check.test'] }), MX.wrongname);
   smtp.legacy = await smtpServer(await ca.issue({ dnsNames: [MX.legacy] }), MX.legacy, undefined, true);
+  // The MX name only in the subject CN: RFC 9525 no longer accepts CN-IDs.
+  smtp.cnonly = await smtpServer(await ca.issue({ dnsNames: [MX.cnonly], subjectAltName: false }), MX.cnonly);
 
   https = await startPolicyServer({ address: main, ca });
   for (const [name, spec] of Object.entries(DOMAINS)) {
@@ -284,6 +289,19 @@ describe('check: the policy host and the policy', () => {
     expect(r.advice[0]).toMatch(/^Serve the policy at https:\/\/mta-sts\.wrongcert\.check\.test\/\.well-known\/mta-sts\.txt first/);
   });
 
+  it('a certificate naming the policy host only in its subject CN fails the HTTPS step (RFC 9525: no CN-ID)', async () => {
+    const { run, report: r } = await report('cnonlyhost');
+    expectProblems(r, ['fail policy-host-tls']);
+    expect(run.code).toBe(1);
+    expect(one(r, 'policy-host-tls')).toMatchObject({
+      status: 'fail',
+      reason: 'certificate not valid for mta-sts.cnonlyhost.check.test (ERR_TLS_CERT_ALTNAME_INVALID)',
+      fix: expect.stringMatching(/subjectAltName includes mta-sts\.cnonlyhost\.check\.test/),
+      details: { reason: 'tls', message: expect.stringMatching(/ERR_TLS_CERT_ALTNAME_INVALID/) },
+    });
+    expect(find(r, 'policy')).toHaveLength(0);
+  });
+
   it('a policy served as text/html fails the response step', async () => {
     const { run, report: r } = await report('html');
     expectProblems(r, ['fail policy-host-http']);
@@ -345,6 +363,7 @@ describe('check: every MX', () => {
     ['expired', 'fail', /^expired on \d{4}-\d\d-\d\d$/, 1],
     ['soon', 'warn', /^expires in 5 day\(s\), on \d{4}-\d\d-\d\d$/, 0],
     ['wrongname', 'fail', /^not valid for mx-wrongname\.check\.test \(names: other\.check\.test\)$/, 1],
+    ['cnonly', 'fail', /^no DNS names in subjectAltName$/, 1],
   ])('an MX certificate that is %s: %s', async (name, status, reason, code) => {
     const { run, report: r } = await report(name);
     const mx = MX[name as keyof typeof MX];

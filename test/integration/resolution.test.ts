@@ -16,6 +16,7 @@ import { assembleResolver, type Assembled } from '../../src/resolver/assemble.js
 import { postfixReply } from '../../src/answer/postfix.js';
 import { verdictOf } from '../../src/answer/verdict.js';
 import type { LookupResult } from '../../src/resolver/types.js';
+import type { StsError } from '../../src/errors.js';
 
 const ZONE = 'example.test';
 const ENFORCE = 'version: STSv1\nmode: enforce\nmx: mx1.good.example.test\nmx: *.mx.example.net\nmax_age: 86400\n';
@@ -50,6 +51,8 @@ const CASES: Case[] = [
     want: 'none:invalid-record:txt' },
   { rule: 'TXT id with invalid characters', label: 'badid', txt: [['v=STSv1; id=not-valid!']], route: ok(ENFORCE), want: 'none:invalid-record:txt' },
   { rule: 'certificate for another name', label: 'wrongname', txt: TXT('w1'), route: ok(ENFORCE, { cert: 'wrong-name' }), want: 'none:failed:tls' },
+  { rule: 'host only in the subject CN, no subjectAltName (RFC 9525 §2: no CN-ID)', label: 'cnonly', txt: TXT('cn1'), route: ok(ENFORCE, { cert: 'cn-only' }),
+    want: 'none:failed:tls' },
   { rule: 'expired certificate', label: 'expired', txt: TXT('e1'), route: ok(ENFORCE, { cert: 'expired' }), want: 'none:failed:tls' },
   { rule: 'certificate not yet valid', label: 'future', txt: TXT('f1'), route: ok(ENFORCE, { cert: 'not-yet-valid' }), want: 'none:failed:tls' },
   { rule: 'self-signed certificate', label: 'selfsigned', txt: TXT('s1'), route: ok(ENFORCE, { cert: 'self-signed' }), want: 'none:failed:tls' },
@@ -134,6 +137,12 @@ describe('resolution against real DNS and HTTPS servers', () => {
     if (c.reply !== undefined) {
       expect(postfixReply(verdictOf(result), { strictTesting: false, tlsrpt: false })).toBe(c.reply);
     }
+  });
+
+  it('a CN-only certificate is refused with reason tls by our identity rule (the fetcher itself)', async () => {
+    const err = await assembled.fetcher.fetch(`cnonly.${ZONE}`).then(() => null, (e: unknown) => e as StsError);
+    expect(err).toMatchObject({ reason: 'tls', message: expect.stringMatching(/ERR_TLS_CERT_ALTNAME_INVALID$/) });
+    expect(String((err?.cause as Error | undefined)?.message)).toMatch(/no subjectAltName DNS-ID/);
   });
 
   it('SERVFAIL is a DNS failure, not an absent policy', async () => {

@@ -74,6 +74,11 @@ export interface IssueOptions {
   notAfter?: Date;
   /** Self-signed leaf: signed by its own key, not by this CA. */
   selfSigned?: boolean;
+  /**
+   * false: no subjectAltName extension at all, so the first dnsName is named only in the subject CN
+   * (the CN-ID that RFC 9525 no longer accepts). Default true.
+   */
+  subjectAltName?: boolean;
 }
 
 export interface KeyAndCert {
@@ -118,7 +123,7 @@ async function leafExtensions(opts: IssueOptions, leafKeys: CryptoKeyPair): Prom
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-    new x509.SubjectAlternativeNameExtension(names(opts), false),
+    ...(opts.subjectAltName === false ? [] : [new x509.SubjectAlternativeNameExtension(names(opts), false)]),
     await x509.SubjectKeyIdentifierExtension.create(leafKeys.publicKey),
   ];
 }

@@ -21,6 +21,7 @@ export const POLICY_PATH = '/.well-known/mta-sts.txt';
 export type CertChoice =
   | 'valid' // issued by the lab CA for the host name
   | 'wrong-name' // issued by the lab CA for wrong-name.invalid
+  | 'cn-only' // issued by the lab CA with the host in the subject CN only, no subjectAltName
   | 'expired' // issued by the lab CA for the host, notAfter yesterday
   | 'not-yet-valid' // issued by the lab CA for the host, notBefore tomorrow
   | 'self-signed' // for the host, signed by its own key
@@ -173,6 +174,8 @@ export async function startPolicyServer(opts: StartPolicyServerOptions): Promise
         return ca.issue({ dnsNames: [host] });
       case 'wrong-name':
         return ca.issue({ dnsNames: ['wrong-name.invalid'] });
+      case 'cn-only':
+        return ca.issue({ dnsNames: [host], subjectAltName: false });
       case 'expired':
         return ca.issue({ dnsNames: [host], notBefore: new Date(now - 30 * DAY), notAfter: new Date(now - DAY) });
       case 'not-yet-valid':

@@ -15,7 +15,6 @@ const GOOD: StartTlsProbe = {
   cipher: 'TLS_AES_128_GCM_SHA256',
   authorized: true,
   authorizationError: null,
-  nameError: null,
   certificate: {
     subject: 'CN=x',
     issuer: 'CN=ca',
