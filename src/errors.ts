@@ -24,6 +24,11 @@ export const REASONS = {
   timeout: 'timed out',
   /** The policy body does not follow the RFC 8461 §3.2 grammar. */
   parse: 'invalid policy',
+  /**
+   * An unexpected exception inside a resolution (a bug, not the world): treated like any failure (a
+   * cached policy stays, otherwise no policy), logged at error level with its stack.
+   */
+  internal: 'internal error',
 } as const;
 
 export type ReasonClass = keyof typeof REASONS;

@@ -2,6 +2,7 @@
  * The one place that turns `cache.*` config values into a PolicyStore, so the CLI and the daemon open
  * stores the same way.
  */
+import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
@@ -15,13 +16,24 @@ export interface StoreLogger {
   error(obj: object, msg?: string): void;
 }
 
-/** `cache.store`, `cache.path`, `cache.redis_url`. */
+/** `cache.store`, `cache.path`, `cache.redis_url`, `cache.store_max_bytes`. */
 export interface StoreConfig {
   store: StoreKind;
   /** SQLite file; its directory is created if missing. Used when store is `sqlite`. */
   path: string;
   /** `redis://[user:password@]host[:port][/db]` (or `rediss://`). Used when store is `redis`. */
   redisUrl: string;
+  /**
+   * Byte bound of the memory and sqlite stores (Redis is bounded by TTLs, prune() and its own maxmemory).
+   * Default DEFAULTS.cache.store_max_bytes.
+   */
+  maxBytes?: number;
+}
+
+/** The StoreConfig of a validated config: one mapping for the daemon and the CLI. */
+export function storeConfigOf(config: Config): StoreConfig {
+  const c = config.cache;
+  return { store: c.store, path: c.path, redisUrl: c.redis_url, maxBytes: c.store_max_bytes };
 }
 
 /**
@@ -33,9 +45,9 @@ export async function openStore(config: StoreConfig, logger: StoreLogger): Promi
   const kind: string = config.store;
   switch (config.store) {
     case 'memory':
-      return new MemoryStore();
+      return new MemoryStore({ maxBytes: config.maxBytes });
     case 'sqlite':
-      return new SqliteStore({ path: config.path, logger });
+      return new SqliteStore({ path: config.path, logger, maxBytes: config.maxBytes });
     case 'redis':
       return RedisStore.open({ url: config.redisUrl, logger });
     default:

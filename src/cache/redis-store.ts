@@ -5,14 +5,20 @@
  *   (expiresAt - now) + DEFAULTS.cache.redis_ttl_slack_ms, so Redis forgets dead policies by itself.
  * - An outage must cost cache misses, never a hang or a crash: no offline queue (a command while
  *   disconnected rejects at once), a short connect timeout, a per-command timeout, one retry per request,
- *   and reconnection with capped exponential backoff for ever. The outage is logged once when it starts and
- *   once when it ends, not per command; 'error' events are always handled.
+ *   and reconnection with capped exponential backoff for ever. The outage is logged once when it starts
+ *   (warn) and once when it ends (info, with the number of writes lost meanwhile), not per command; a
+ *   write that fails while the connection looks fine (a command timeout) starts such a run too. 'error'
+ *   events are always handled.
+ * - prune() finds expired entries without reading them: a key's remaining TTL is (expiresAt - now) +
+ *   slack, so PTTL <= slack means expired. A Lua script checks the candidates and deletes them on the
+ *   server, comparing the stored expiresAt to `now`, so a key another daemon has just rewritten is kept.
+ *   Bytes in Redis are governed by these TTLs, prune() and Redis's own `maxmemory`.
  */
 import { Redis } from 'ioredis';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import type { StoreLogger } from './open-store.js';
-import type { CacheEntry, PolicyStore } from './store.js';
+import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. */
@@ -37,6 +43,30 @@ export interface RedisStoreOptions {
 
 const SILENT: StoreLogger = { info() {}, warn() {}, error() {} };
 
+/**
+ * KEYS: candidate keys; ARGV[1]: now (ms), ARGV[2]: TTL slack (ms). Deletes each key whose remaining TTL
+ * is within the slack (past expiresAt, or written without one) and whose stored expiresAt <= now; returns
+ * how many. Only candidates are decoded, so a prune of live entries costs one PTTL per key.
+ */
+const PRUNE_SCRIPT = `
+local now = tonumber(ARGV[1])
+local slack = tonumber(ARGV[2])
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', key)
+  if ttl >= 0 and ttl <= slack then
+    local json = redis.call('GET', key)
+    if json then
+      local ok, entry = pcall(cjson.decode, json)
+      if ok and type(entry) == 'table' and type(entry.expiresAt) == 'number' and entry.expiresAt <= now then
+        removed = removed + redis.call('DEL', key)
+      end
+    end
+  end
+end
+return removed
+`;
+
 export class RedisStore implements PolicyStore {
   readonly kind = 'redis';
   readonly keyPrefix: string;
@@ -47,8 +77,10 @@ export class RedisStore implements PolicyStore {
   readonly #ttlSlackMs: number;
   readonly #scanCount: number;
   readonly #scanMaxRounds: number;
-  /** True from the first connection failure until the next successful connection. */
+  /** True from the first connection (or write) failure until the next successful connection (or write). */
   #down = false;
+  /** Writes that failed during the current outage, reported when it ends. */
+  #lostWrites = 0;
   #closing = false;
 
   /**
@@ -78,10 +110,7 @@ export class RedisStore implements PolicyStore {
     });
     this.#client.on('error', (err: Error) => this.#markDown(err.message));
     this.#client.on('close', () => this.#markDown('connection closed'));
-    this.#client.on('ready', () => {
-      if (this.#down) this.#logger.info({ redis: this.#where }, 'redis cache reachable again');
-      this.#down = false;
-    });
+    this.#client.on('ready', () => this.#markUp());
   }
 
   /** Construct, then wait up to `waitMs` for the first connection; resolves either way (see the log). */
@@ -108,16 +137,38 @@ export class RedisStore implements PolicyStore {
 
   async get(domain: string): Promise<CacheEntry | undefined> {
     const json = await this.#client.get(this.#key(domain));
+    // A write run of failures (command timeouts) with the connection up ends at the first answer.
+    if (this.#down && this.#client.status === 'ready') this.#markUp();
     if (json === null) return undefined;
     const entry = decodeEntry(json);
     if (entry?.domain !== domain) throw new Error(`redis cache: malformed entry at key ${this.#key(domain)}`);
     return entry;
   }
 
-  /** Written straight through (Redis is fast and remote); rejects while Redis is unreachable. */
+  /**
+   * Written straight through (Redis is fast and remote); rejects while Redis is unreachable. A failed write
+   * is counted for the outage's end line instead of being logged on its own.
+   */
   async put(entry: CacheEntry): Promise<void> {
     const ttlMs = Math.max(0, Math.ceil(entry.expiresAt - Date.now())) + this.#ttlSlackMs;
-    await this.#client.set(this.#key(entry.domain), JSON.stringify(entry), 'PX', Math.max(1, ttlMs));
+    try {
+      await this.#client.set(this.#key(entry.domain), JSON.stringify(entry), 'PX', Math.max(1, ttlMs));
+    } catch (err) {
+      this.#markDown((err as Error).message);
+      if (!this.#closing) this.#lostWrites++;
+      throw err;
+    }
+    if (this.#down && this.#client.status === 'ready') this.#markUp();
+  }
+
+  async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
+    let removed = 0;
+    for await (const keys of this.#scan()) {
+      if (removed >= limit) break;
+      const batch = keys.slice(0, limit - removed);
+      removed += (await this.#client.eval(PRUNE_SCRIPT, batch.length, ...batch, now, this.#ttlSlackMs)) as number;
+    }
+    return removed;
   }
 
   async delete(domain: string): Promise<boolean> {
@@ -193,10 +244,19 @@ export class RedisStore implements PolicyStore {
   #markDown(why: string): void {
     if (this.#closing || this.#down) return;
     this.#down = true;
+    this.#lostWrites = 0;
     this.#logger.warn(
       { redis: this.#where, err: why },
       'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)',
     );
+  }
+
+  #markUp(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    if (this.#closing) return;
+    this.#logger.info({ redis: this.#where, writesLost: this.#lostWrites }, 'redis cache reachable again');
+    this.#lostWrites = 0;
   }
 }
 

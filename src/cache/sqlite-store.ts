@@ -14,14 +14,21 @@
  *   noticed at the next commit (the path no longer names the file we hold open) and opened afresh at the
  *   same path; until that succeeds (e.g. the directory is now read-only) writes stay queued and retried,
  *   like any failed commit. Logged once when noticed.
+ * - Bounded in bytes (`cache.store_max_bytes`): after a commit that leaves the database's live pages
+ *   ((page_count - freelist_count) * page_size) over the bound, the entries closest to expiry are deleted
+ *   down to the low-water mark (src/cache/evict.ts). Freed pages are reused; the file does not shrink.
+ * - prune() deletes expired entries (RFC 8461 §5.1), in short transactions with I/O let in between. An
+ *   index on expires_at serves both; it is created at open if missing, outside the versioned schema,
+ *   because an index changes no layout an older version reads (docs/decisions.md).
  */
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../config/defaults.js';
 import type { ReasonClass } from '../errors.js';
+import { lowWater } from './evict.js';
 import type { StoreLogger } from './open-store.js';
-import type { CacheEntry, PolicyStore } from './store.js';
+import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
 export interface SqliteStoreOptions {
   /** The database file. Its directory is created if missing. */
@@ -35,6 +42,8 @@ export interface SqliteStoreOptions {
   flushRetryMs?: number;
   /** Default DEFAULTS.cache.sqlite_busy_timeout_ms. */
   busyTimeoutMs?: number;
+  /** Default DEFAULTS.cache.store_max_bytes. */
+  maxBytes?: number;
 }
 
 /** The file was written by a newer version; we neither read nor discard it. */
@@ -119,6 +128,17 @@ interface Row {
 /** list() reads this many rows per query, so no statement stays open while the caller holds the iterator. */
 const LIST_PAGE_ROWS = 500;
 
+/** prune() deletes at most this many rows per transaction, then lets pending I/O run. */
+const PRUNE_CHUNK_ROWS = 1_000;
+
+/** Eviction rounds after one commit (each re-measures and deletes a proportional share). */
+const EVICT_MAX_ROUNDS = 20;
+
+/** Created at open when missing; serves prune() and eviction (closest to expiry first). */
+const EXPIRY_INDEX = `CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${TABLE} (expires_at)`;
+
+const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 const SILENT: StoreLogger = { info() {}, warn() {}, error() {} };
 
 export class SqliteStore implements PolicyStore {
@@ -129,6 +149,7 @@ export class SqliteStore implements PolicyStore {
   readonly #flushMaxEntries: number;
   readonly #flushRetryMs: number;
   readonly #busyTimeoutMs: number;
+  readonly maxBytes: number;
   /** The open database, or null while a removed file could not be opened again. */
   #db: Db | null;
   /** Which file #db is (device and inode), to notice the path being removed or replaced. */
@@ -150,6 +171,7 @@ export class SqliteStore implements PolicyStore {
     this.#flushMaxEntries = options.flushMaxEntries ?? DEFAULTS.cache.sqlite_flush_max_entries;
     this.#flushRetryMs = options.flushRetryMs ?? DEFAULTS.cache.sqlite_flush_retry_ms;
     const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULTS.cache.sqlite_busy_timeout_ms;
+    this.maxBytes = options.maxBytes ?? DEFAULTS.cache.store_max_bytes;
 
     this.#busyTimeoutMs = busyTimeoutMs;
     mkdirSync(dirname(this.path), { recursive: true });
@@ -170,6 +192,10 @@ export class SqliteStore implements PolicyStore {
       delete: db.prepare(`DELETE FROM ${TABLE} WHERE domain = ?`),
       count: db.prepare(`SELECT count(*) AS n FROM ${TABLE}`),
       page: db.prepare(`SELECT * FROM ${TABLE} WHERE domain > ? ORDER BY domain LIMIT ?`),
+      pruneExpired: db.prepare(
+        `DELETE FROM ${TABLE} WHERE domain IN (SELECT domain FROM ${TABLE} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
+      ),
+      evictSoonest: db.prepare(`DELETE FROM ${TABLE} WHERE domain IN (SELECT domain FROM ${TABLE} ORDER BY expires_at LIMIT ?)`),
     };
     this.#writeBatch = db.transaction((rows: Row[]) => {
       for (const row of rows) this.#stmt.upsert.run(row);
@@ -248,6 +274,32 @@ export class SqliteStore implements PolicyStore {
     this.#assertOpen();
     this.#flushOrThrow();
     return this.#stmt.count.get()!.n;
+  }
+
+  async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
+    this.#assertOpen();
+    let removed = 0;
+    for (const [domain, entry] of this.#pending) {
+      if (removed >= limit) return removed;
+      if (entry.expiresAt <= now && this.#pending.delete(domain)) removed++;
+    }
+    if (this.#db === null) this.#current();
+    // Bounded: each round removes at least one row or ends the loop.
+    while (removed < limit) {
+      const n = this.#stmt.pruneExpired.run(now, Math.min(PRUNE_CHUNK_ROWS, limit - removed)).changes;
+      removed += n;
+      if (n < PRUNE_CHUNK_ROWS) break;
+      await yieldToIo();
+      if (this.#closed) break;
+    }
+    return removed;
+  }
+
+  /** Bytes in the database's live pages (table, index, page overhead; not counting free pages). */
+  get bytes(): number {
+    this.#assertOpen();
+    const db = this.#db ?? this.#current();
+    return liveBytes(db);
   }
 
   async flush(): Promise<void> {
@@ -333,6 +385,36 @@ export class SqliteStore implements PolicyStore {
       this.#failing = false;
       this.#logger.info({ path: this.path }, 'cache database writes succeed again');
     }
+    this.#enforceBound();
+  }
+
+  /**
+   * Over maxBytes after a commit: delete the entries closest to expiry, a share proportional to the excess
+   * per round, until the live pages are at the low-water mark. A failure here loses no write; it is logged
+   * and tried again after the next commit.
+   */
+  #enforceBound(): void {
+    const db = this.#db;
+    if (db === null || liveBytes(db) <= this.maxBytes) return;
+    const target = lowWater(this.maxBytes);
+    let evicted = 0;
+    try {
+      for (let round = 0; round < EVICT_MAX_ROUNDS; round++) {
+        const used = liveBytes(db);
+        if (used <= target) break;
+        const rows = this.#stmt.count.get()!.n;
+        if (rows === 0) break;
+        const share = Math.max(1, Math.ceil((rows * (used - target)) / used));
+        evicted += this.#stmt.evictSoonest.run(share).changes;
+      }
+    } catch (err) {
+      this.#logger.warn({ path: this.path, err: errorMessage(err) }, 'cache database: evicting over cache.store_max_bytes failed');
+      return;
+    }
+    this.#logger.info(
+      { path: this.path, evicted, maxBytes: this.maxBytes, bytes: liveBytes(db) },
+      'cache database over cache.store_max_bytes: evicted the entries closest to expiry',
+    );
   }
 }
 
@@ -342,6 +424,16 @@ interface Statements {
   delete: Database.Statement<[string]>;
   count: Database.Statement<[], { n: number }>;
   page: Database.Statement<[string, number], Row>;
+  pruneExpired: Database.Statement<[number, number]>;
+  evictSoonest: Database.Statement<[number]>;
+}
+
+/** (page_count - freelist_count) * page_size: what the data takes, whatever the file's high-water size. */
+function liveBytes(db: Db): number {
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  const size = db.pragma('page_size', { simple: true }) as number;
+  return (pages - free) * size;
 }
 
 /** Device and inode of the file at `path`, or null when there is none. */
@@ -430,6 +522,7 @@ function openAndMigrate(path: string, busyTimeoutMs: number): Db {
         `schema version ${SCHEMA_VERSION} but table ${TABLE} has columns [${columns.join(', ')}]`,
       );
     }
+    db.exec(EXPIRY_INDEX);
     return db;
   } catch (err) {
     db.close();

@@ -26,6 +26,9 @@ export interface CacheEntry {
   failures: number;
 }
 
+/** The most entries one prune() call removes unless told otherwise: one run stays short. */
+export const PRUNE_LIMIT = 100_000;
+
 export type StoreKind = 'memory' | 'sqlite' | 'redis';
 
 export interface PolicyStore {
@@ -39,6 +42,12 @@ export interface PolicyStore {
   /** Every entry, in no particular order (start-up warm load, `cache list`, `cache export`). */
   list(): AsyncIterable<CacheEntry>;
   count(): Promise<number>;
+  /**
+   * Remove entries past their max_age (expiresAt <= now): RFC 8461 §5.1 never lets such a policy be used
+   * again, so keeping it only costs space. Removes at most `limit` entries (default PRUNE_LIMIT) and
+   * resolves with the number removed; unexpired entries are never touched.
+   */
+  prune(now: number, limit?: number): Promise<number>;
   /** Write out anything queued (e.g. before exit). */
   flush(): Promise<void>;
   close(): Promise<void>;

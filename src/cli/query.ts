@@ -21,6 +21,7 @@ const WHY_TEXT = {
   failed: 'discovery or fetch failed',
   deadline: 'no answer within the deadline',
   paced: 'the policy host was fetched moments ago and its policy has already expired',
+  overload: 'too many resolutions under way (resolver.max_pending); not resolved',
 } as const;
 
 /** Returns the process exit status: 0 policy or clean absence, 1 failure. */

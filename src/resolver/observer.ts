@@ -6,7 +6,8 @@ import type { ReasonClass } from '../errors.js';
 import type { Mode } from '../sts/types.js';
 import type { LookupResult } from './types.js';
 
-export type LookupTier = 'memory' | 'negative' | 'store' | 'resolve';
+/** `overload`: both tiers missed and resolver.max_pending resolutions were under way, so none was started. */
+export type LookupTier = 'memory' | 'negative' | 'store' | 'resolve' | 'overload';
 export type FetchOutcome = 'ok' | ReasonClass;
 export type RefreshOutcome = 'unchanged' | 'changed' | 'failed' | 'no-record';
 
@@ -19,4 +20,9 @@ export interface ResolverObserver {
   refresh?(outcome: RefreshOutcome, domain: string): void;
   /** A policy was learned, replaced, or dropped (mode undefined when dropped). */
   policy?(domain: string, mode: Mode | undefined): void;
+  /**
+   * A lookup was answered without resolving because resolver.max_pending resolutions were under way
+   * (also reported to lookup() with tier `overload`).
+   */
+  overload?(domain: string): void;
 }

@@ -2,9 +2,16 @@
  * The policy lifecycle for every domain: hot tier -> persistent store -> discovery (TXT) -> fetch ->
  * validate -> remember. One resolution per domain at a time (single-flight); answers never wait past the
  * deadline; a cached, unexpired policy is never dropped because DNS or HTTPS failed (RFC 8461 §5.1).
+ *
+ * Bounds: the hot tier holds at most memoryEntries entries and memoryMaxBytes estimated bytes
+ * (src/cache/entry-size.ts), least recently used out first; pruneMemory() drops what has expired. At most
+ * maxPending resolutions are under way; each holds at most one fetch slot or place in the fetch queue, so
+ * the fetch waiters are bounded by the same number. Beyond it a lookup is answered from cache or with no
+ * policy at once, and counted.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { entryBytes, NEGATIVE_ENTRY_BYTES } from '../cache/entry-size.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
 import { StsError } from '../errors.js';
 import { RFC8461 } from '../config/defaults.js';
@@ -12,7 +19,8 @@ import type { DnsClient } from '../net/dns.js';
 import { selectStsRecord } from '../sts/txt.js';
 import { parsePolicy } from '../sts/policy.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
-import type { ResolverObserver } from './observer.js';
+import type { LookupTier, ResolverObserver } from './observer.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import type { LookupResult, NoPolicyWhy, PolicyLookup } from './types.js';
 
 export interface ResolverOptions {
@@ -23,7 +31,14 @@ export interface ResolverOptions {
   recheckIntervalMs: number;
   dnsFailureTtlMs: number;
   memoryEntries: number;
+  /** Hot-tier bound in estimated bytes (cache.memory_max_bytes), on top of memoryEntries. */
+  memoryMaxBytes: number;
   maxConcurrentFetches: number;
+  /**
+   * Resolutions under way at once (resolver.max_pending), background re-checks and refreshes included.
+   * Beyond it a lookup is answered from cache or with no policy at once.
+   */
+  maxPending: number;
   /**
    * At most one policy fetch per domain per this interval, whatever the policy's max_age, the id churn or
    * the lookup rate: a policy host cannot make us fetch more often.
@@ -71,17 +86,29 @@ export class Resolver implements PolicyLookup {
   private readonly fetches: ConcurrencyLimit;
   private readonly now: () => number;
   private readonly observer: ResolverObserver;
+  /** A store that cannot be read is worth a warning, not one per lookup. */
+  private readonly storeReadLog: RateLimitedLog;
+  /** Lookups turned away at maxPending: one warning per interval, with the count. */
+  private readonly overloadLog: RateLimitedLog;
+  /** Lookups answered without resolving because maxPending resolutions were under way. */
+  private overloadCount = 0;
 
   constructor(
     private readonly deps: ResolverDeps,
     private readonly options: ResolverOptions,
   ) {
-    this.hot = new LRUCache({ max: options.memoryEntries });
+    this.hot = new LRUCache<string, HotEntry>({
+      max: options.memoryEntries,
+      maxSize: options.memoryMaxBytes,
+      sizeCalculation: (hot, domain) => (hot.kind === 'policy' ? entryBytes(hot.entry) : NEGATIVE_ENTRY_BYTES + domain.length),
+    });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
     this.lastFetchAt = new LRUCache({ max: options.memoryEntries });
     this.failing = new LRUCache({ max: options.memoryEntries });
     this.now = deps.now ?? Date.now;
     this.observer = deps.observer ?? {};
+    this.storeReadLog = new RateLimitedLog(this.now);
+    this.overloadLog = new RateLimitedLog(this.now);
   }
 
   async lookup(domain: string): Promise<LookupResult> {
@@ -95,7 +122,9 @@ export class Resolver implements PolicyLookup {
       if (now >= stored.checkedAt + this.options.recheckIntervalMs) this.checkInBackground(domain);
       return this.report({ kind: 'policy', domain, entry: stored, source: 'store' }, 'store');
     }
-    return this.report(await this.withDeadline(domain, this.singleFlight(domain)), 'resolve');
+    const pending = this.singleFlight(domain);
+    if (pending === undefined) return this.report(this.turnedAway(domain), 'overload');
+    return this.report(await this.withDeadline(domain, pending), 'resolve');
   }
 
   /**
@@ -128,12 +157,43 @@ export class Resolver implements PolicyLookup {
   async resolveNow(domain: string): Promise<LookupResult> {
     const hot = this.hot.get(domain);
     if (hot?.kind === 'negative') this.hot.delete(domain);
-    return this.singleFlight(domain);
+    return this.singleFlight(domain) ?? this.turnedAway(domain);
   }
 
-  /** Re-check one cached domain (the refresher's entry point). Never rejects. */
+  /**
+   * Re-check one cached domain (the refresher's entry point). Never rejects. At maxPending it starts
+   * nothing and answers from the hot tier: the domain stays due and is offered again at the next tick.
+   */
   refresh(domain: string): Promise<LookupResult> {
-    return this.singleFlight(domain);
+    const pending = this.singleFlight(domain);
+    if (pending !== undefined) return pending;
+    const cached = this.cachedPolicy(domain);
+    return Promise.resolve(cached ? { kind: 'policy', domain, entry: cached, source: 'memory' } : { kind: 'none', domain, why: 'overload' });
+  }
+
+  /**
+   * Drop what has expired from the memory tier: policies past max_age (RFC 8461 §5.1: never used
+   * again), negative entries past their time, fetch-pacing marks older than minFetchIntervalMs. Bounded
+   * by the tier's size (memoryEntries). Returns the number of policies dropped.
+   */
+  pruneMemory(now = this.now()): number {
+    const expired: string[] = [];
+    let policies = 0;
+    for (const [domain, hot] of this.hot.entries()) {
+      if (hot.kind === 'policy' ? now >= hot.entry.expiresAt : now >= hot.until) {
+        expired.push(domain);
+        if (hot.kind === 'policy') policies++;
+      }
+    }
+    for (const domain of expired) {
+      const hot = this.hot.peek(domain);
+      this.hot.delete(domain);
+      if (hot?.kind === 'policy') this.observer.policy?.(domain, undefined);
+    }
+    const paced: string[] = [];
+    for (const [domain, at] of this.lastFetchAt.entries()) if (now >= at + this.options.minFetchIntervalMs) paced.push(domain);
+    for (const domain of paced) this.lastFetchAt.delete(domain);
+    return policies;
   }
 
   /** Cached domains whose proactive refresh is due, soonest first, at most `limit`. */
@@ -189,10 +249,19 @@ export class Resolver implements PolicyLookup {
   }
 
   get stats() {
-    return { hotEntries: this.hot.size, inflight: this.inflight.size, fetchesActive: this.fetches.active };
+    return {
+      hotEntries: this.hot.size,
+      /** Estimated bytes of the hot tier (never above memoryMaxBytes). */
+      hotBytes: this.hot.calculatedSize,
+      inflight: this.inflight.size,
+      fetchesActive: this.fetches.active,
+      fetchesQueued: this.fetches.queued,
+      /** Lookups answered without resolving at maxPending, since start. */
+      overloaded: this.overloadCount,
+    };
   }
 
-  private report(result: LookupResult, tier: 'memory' | 'negative' | 'store' | 'resolve'): LookupResult {
+  private report(result: LookupResult, tier: LookupTier): LookupResult {
     this.observer.lookup?.(result, tier);
     return result;
   }
@@ -209,23 +278,74 @@ export class Resolver implements PolicyLookup {
       const entry = await this.deps.store.get(domain);
       return entry && now < entry.expiresAt ? entry : undefined;
     } catch (err) {
-      // A store outage degrades to direct resolution, never to an error answer.
-      this.deps.logger.debug({ domain, err: (err as Error).message }, 'cache store read failed');
+      // A store outage degrades to direct resolution, never to an error answer. It is news (an I/O error
+      // under sqlite, Redis away), but one line per lookup would drown the log: one per interval.
+      const suppressed = this.storeReadLog.take();
+      const fields = { domain, store: this.deps.store.kind, err: (err as Error)?.message ?? String(err) };
+      if (suppressed === undefined) this.deps.logger.debug(fields, 'cache store read failed');
+      else this.deps.logger.warn({ ...fields, suppressed }, 'cache store read failed; resolving without it');
       return undefined;
     }
   }
 
   private checkInBackground(domain: string): void {
+    // At maxPending nothing starts; nextCheckAt stays due, so a later lookup tries again.
     void this.singleFlight(domain);
   }
 
-  private singleFlight(domain: string): Promise<LookupResult> {
+  /**
+   * The resolution under way for `domain`, or a new one; undefined when none is under way and maxPending
+   * already are (nothing is started). The promise never rejects.
+   */
+  private singleFlight(domain: string): Promise<LookupResult> | undefined {
     let pending = this.inflight.get(domain);
     if (!pending) {
-      pending = this.discover(domain).finally(() => this.inflight.delete(domain));
+      if (this.inflight.size >= this.options.maxPending) return undefined;
+      pending = this.discover(domain)
+        .catch((err: unknown) => this.internalFailure(domain, err))
+        .finally(() => this.inflight.delete(domain));
       this.inflight.set(domain, pending);
     }
     return pending;
+  }
+
+  /** No resolution could start (maxPending under way): no policy at once, counted and logged (rate-limited). */
+  private turnedAway(domain: string): LookupResult {
+    this.overloadCount++;
+    this.observer.overload?.(domain);
+    const suppressed = this.overloadLog.take();
+    if (suppressed !== undefined) {
+      this.deps.logger.warn(
+        { domain, maxPending: this.options.maxPending, suppressed },
+        'resolver.max_pending resolutions under way: answering from cache or with no policy, without resolving',
+      );
+    }
+    return { kind: 'none', domain, why: 'overload' };
+  }
+
+  /**
+   * An exception nothing expected (a bug): reason class `internal`, logged at error level with its
+   * stack, counted like any fetch outcome, and answered like any failure.
+   */
+  private internalFailure(domain: string, err: unknown): LookupResult {
+    const error = this.asStsError(domain, err);
+    this.observer.fetch?.(error.reason, domain);
+    try {
+      return this.failed(domain, this.cachedPolicy(domain), error, this.options.failureRetryMs);
+    } catch {
+      return { kind: 'none', domain, why: 'failed', error };
+    }
+  }
+
+  /** A typed failure as is; anything else is `internal`, logged at error level with its stack. */
+  private asStsError(domain: string, err: unknown): StsError {
+    if (err instanceof StsError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    this.deps.logger.error(
+      { domain, reason: 'internal', err: err instanceof Error ? err : new Error(message), stack: err instanceof Error ? err.stack : undefined },
+      'unexpected exception in a resolution',
+    );
+    return new StsError('internal', message, { cause: err });
   }
 
   private withDeadline(domain: string, work: Promise<LookupResult>): Promise<LookupResult> {
@@ -243,14 +363,17 @@ export class Resolver implements PolicyLookup {
     try {
       answer = await this.deps.dns.txt(RFC8461.TXT_PREFIX + domain);
     } catch (err) {
-      this.observer.fetch?.('dns', domain);
-      return this.failed(domain, cached, asStsError(err), this.options.dnsFailureTtlMs);
+      const error = this.asStsError(domain, err);
+      this.observer.fetch?.(error.reason, domain);
+      return this.failed(domain, cached, error, error.reason === 'internal' ? this.options.failureRetryMs : this.options.dnsFailureTtlMs);
     }
     let selected;
     try {
       selected = answer.kind === 'records' ? selectStsRecord(answer.records) : ({ kind: 'none' } as const);
     } catch (err) {
-      return this.noPolicy(domain, cached, 'invalid-record', asStsError(err));
+      // A bug in the TXT rules is not "no record": it is a failure like any other (and logged as one).
+      if (!(err instanceof StsError)) return this.internalFailure(domain, err);
+      return this.noPolicy(domain, cached, 'invalid-record', err);
     }
     if (selected.kind === 'none') return this.noPolicy(domain, cached, 'no-record');
 
@@ -286,7 +409,7 @@ export class Resolver implements PolicyLookup {
         failures: 0,
       };
     } catch (err) {
-      const error = asStsError(err);
+      const error = this.asStsError(domain, err);
       this.observer.fetch?.(error.reason, domain);
       return this.failed(domain, cached, error, this.options.failureRetryMs, id);
     }
@@ -405,9 +528,4 @@ export class Resolver implements PolicyLookup {
       this.deps.logger.warn({ domain: entry.domain, err: (err as Error).message }, 'cache store write failed');
     });
   }
-}
-
-function asStsError(err: unknown): StsError {
-  if (err instanceof StsError) return err;
-  return new StsError('dns', (err as Error)?.message ?? String(err), { cause: err });
 }

@@ -17,7 +17,12 @@ export type NoPolicyWhy =
    */
   | 'paced'
   /** The answer deadline passed before resolution finished; it goes on in the background. */
-  | 'deadline';
+  | 'deadline'
+  /**
+   * resolver.max_pending resolutions were already under way (e.g. tarpitting policy hosts) and nothing
+   * unexpired was cached: answered at once without starting another.
+   */
+  | 'overload';
 
 export type LookupResult =
   | { kind: 'policy'; domain: string; entry: CacheEntry; source: 'memory' | 'store' | 'fetch' }
