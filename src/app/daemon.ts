@@ -15,9 +15,9 @@ import { eximLookupHandler } from '../server/exim/lookup.js';
 import { httpConnectionHandler, type Readiness } from '../server/http.js';
 import { startListeners, type ConnectionCallback, type InheritedListeners, type ListenerOptions, type Listeners } from '../server/listen.js';
 import { combineObservers, Metrics } from './metrics.js';
-import { postfixMapAnswerer, type HotPolicyLookup, type MapAnswerer } from '../server/postfix/map.js';
+import { postfixMapHandler, type HotPolicyLookup } from '../server/postfix/map.js';
 import { applyReload, type ListenerGroup, type ReloadReport } from './reload.js';
-import { serveSocketmapConnection, type SocketmapServerOptions } from '../server/postfix/session.js';
+import { serveSocketmapConnection, type SocketmapHandler, type SocketmapServerOptions } from '../server/postfix/session.js';
 
 export interface Daemon {
   /** The current resolver (a reload that changes resolver, dns, fetch or cache settings replaces it). */
@@ -70,11 +70,11 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
     // Cached answers are written without a trip through the promise queue (BENCHMARKS.md).
     lookupHot: (domain) => core.resolver.lookupHot(domain),
   };
-  let mapHandler: MapAnswerer = postfixMapAnswerer(lookup, config.zones);
+  let mapHandler: SocketmapHandler = postfixMapHandler(lookup, config.zones);
   const zoneOf = (name: string) => (Object.hasOwn(current.zones, name) ? name : 'default');
   const countedMap = metrics.countReplies('socketmap', (name, key) => mapHandler(name, key), zoneOf);
   metrics.declareZones('socketmap', Object.keys(config.zones));
-  const eximHandler = eximLookupHandler(lookup);
+  const eximHandler = metrics.countEximReplies(eximLookupHandler(lookup));
   let socketmapOptions = socketmapOptionsOf(config, overrides.inherited);
   let eximOptions = eximOptionsOf(config, overrides.inherited);
   const httpOptions = (c: Config): ListenerOptions => ({
@@ -178,7 +178,7 @@ export async function startDaemon(config: Config, logger: Logger, overrides: Dae
         commit(nextConfig, nextCore) {
           current = nextConfig;
           logger.level = nextConfig.log.level;
-          mapHandler = postfixMapAnswerer(lookup, nextConfig.zones);
+          mapHandler = postfixMapHandler(lookup, nextConfig.zones);
           metrics.declareZones('socketmap', Object.keys(nextConfig.zones));
           socketmapOptions = socketmapOptionsOf(nextConfig, overrides.inherited);
           eximOptions = eximOptionsOf(nextConfig, overrides.inherited);

@@ -8,6 +8,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import { REASONS } from '../errors.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
+import type { EximHandler } from '../server/exim/session.js';
+import type { SocketmapHandler } from '../server/postfix/session.js';
 
 export const METRIC_PREFIX = 'mta_sts_sidecar_';
 
@@ -28,11 +30,6 @@ export const ANSWER_SECONDS_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ];
 
-/** A reply handler: map name and key in, reply payload out (the socketmap handler's shape). */
-export type ReplyHandler = (name: string, key: string) => Promise<string>;
-
-/** A reply handler that returns the reply itself when it is known at once (cached answers). */
-export type ImmediateReplyHandler = (name: string, key: string) => string | Promise<string>;
 
 /** Where scrape-time gauges read their values; each may change over the daemon's life (reload). */
 export interface MetricSources {
@@ -45,6 +42,9 @@ export interface MetricsOptions {
   /** Also export prom-client's process and Node.js runtime metrics (default true). */
   processMetrics?: boolean;
 }
+
+/** The zone label of Exim answers: the Exim protocol has no map names, so no zones. */
+export const EXIM_ZONE = 'default';
 
 /** The first word of a reply decides its class; anything unexpected counts as temp (a failure). */
 export function answerClass(reply: string): AnswerClass {
@@ -73,7 +73,22 @@ export function cacheOutcomes(tier: LookupTier): Array<[CacheTier, 'hit' | 'miss
         ['memory', 'miss'],
         ['store', 'miss'],
       ];
+    case 'overload':
+      // resolver.max_pending reached: answered from no tier, without a resolution.
+      return [['memory', 'miss']];
   }
+}
+
+/**
+ * An Exim reply's class, in the socketmap's terms: an enforced policy (`mode=enforce`, whether or not the
+ * asked MX is allowed) is `secure`; no policy, testing or none is `notfound`; an `error=` reply (the
+ * request was not understood) is `perm`.
+ */
+export function eximAnswerClass(reply: string): AnswerClass {
+  if (reply.startsWith('error=')) return 'perm';
+  if (/(?:^| )mode=enforce(?: |$)/.test(reply)) return 'secure';
+  if (reply.includes('mode=')) return 'notfound';
+  return 'temp';
 }
 
 const TEMP_INDEX = ANSWER_CLASSES.indexOf('temp');
@@ -298,43 +313,62 @@ export class Metrics {
    * handler returns at once is returned at once. The per-answer cost is a few plain-number updates; the
    * counters and the histogram are brought up to date when scraped.
    */
-  countReplies(protocol: string, handler: ReplyHandler, zoneOf: (name: string) => string): ReplyHandler;
-  countReplies(protocol: string, handler: ImmediateReplyHandler, zoneOf: (name: string) => string): ImmediateReplyHandler;
-  countReplies(protocol: string, handler: ImmediateReplyHandler, zoneOf: (name: string) => string): ImmediateReplyHandler {
-    let byZone = this.pendingQueries.get(protocol);
-    if (byZone === undefined) this.pendingQueries.set(protocol, (byZone = new Map()));
-    const zones = byZone;
-    const latency = this.answerSeconds.series(protocol);
-    const count = (name: string, answer: number, started: number): void => {
-      latency.observe((performance.now() - started) / 1000);
-      const zone = zoneOf(name);
-      let counts = zones.get(zone);
-      if (counts === undefined) zones.set(zone, (counts = new Float64Array(ANSWER_CLASSES.length)));
-      counts[answer]!++;
-    };
+  countReplies(protocol: string, handler: SocketmapHandler, zoneOf: (name: string) => string): SocketmapHandler {
+    const count = this.answerCounter(protocol);
     return (name, key) => {
       const started = performance.now();
       let reply: string | Promise<string>;
       try {
         reply = handler(name, key);
       } catch (err) {
-        count(name, TEMP_INDEX, started);
+        count(zoneOf(name), TEMP_INDEX, started);
         return Promise.reject(err);
       }
       if (typeof reply === 'string') {
-        count(name, answerIndex(reply), started);
+        count(zoneOf(name), answerIndex(reply), started);
         return reply;
       }
       return reply.then(
         (r) => {
-          count(name, answerIndex(r), started);
+          count(zoneOf(name), answerIndex(r), started);
           return r;
         },
         (err: unknown) => {
-          count(name, TEMP_INDEX, started);
+          count(zoneOf(name), TEMP_INDEX, started);
           throw err;
         },
       );
+    };
+  }
+
+  /** The same for the Exim line protocol: its replies are counted under `protocol="exim"`. */
+  countEximReplies(handler: EximHandler): EximHandler {
+    const count = this.answerCounter('exim');
+    this.declareZones('exim', [EXIM_ZONE]);
+    return async (request, log) => {
+      const started = performance.now();
+      try {
+        const reply = await handler(request, log);
+        count(EXIM_ZONE, ANSWER_CLASSES.indexOf(eximAnswerClass(reply)), started);
+        return reply;
+      } catch (err) {
+        count(EXIM_ZONE, TEMP_INDEX, started);
+        throw err;
+      }
+    };
+  }
+
+  /** Times an answer and counts it by class and zone in plain numbers (brought to prom-client at scrape). */
+  private answerCounter(protocol: string): (zone: string, answer: number, started: number) => void {
+    let byZone = this.pendingQueries.get(protocol);
+    if (byZone === undefined) this.pendingQueries.set(protocol, (byZone = new Map()));
+    const zones = byZone;
+    const latency = this.answerSeconds.series(protocol);
+    return (zone, answer, started) => {
+      latency.observe((performance.now() - started) / 1000);
+      let counts = zones.get(zone);
+      if (counts === undefined) zones.set(zone, (counts = new Float64Array(ANSWER_CLASSES.length)));
+      counts[answer]!++;
     };
   }
 

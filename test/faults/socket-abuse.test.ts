@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNetstring, NetstringDecoder } from '../../src/server/postfix/netstring.js';
 import { connectSocketmap } from '../lab/socketmap-client.js';
 import { WARN, ZONE, eventually, secure, sleep, startDaemon, startWorld, type Daemon, type World } from './world.js';
+import { decodeFrames } from '../lab/netstring-frames.js';
 
 const LABELS = ['good', 'other'];
 const MAX_CONNECTIONS = 1_000;
@@ -38,7 +39,7 @@ function raw(port: number) {
   let closed = false;
   socket.on('data', (b: Buffer) => {
     try {
-      for (const f of decoder.feed(b)) replies.push(f.toString());
+      decodeFrames(decoder, b, (f) => replies.push(f.toString()));
     } catch {
       replies.push('<not a netstring>');
     }

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { isIP } from 'node:net';
 import { describe, it } from 'vitest';
 import { normalizeDomainKey } from '../../src/sts/domain.js';
-import { postfixMapAnswerer, postfixMapHandler, type HotPolicyLookup } from '../../src/server/postfix/map.js';
+import { postfixMapHandler, type HotPolicyLookup } from '../../src/server/postfix/map.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import { parsePolicy } from '../../src/sts/policy.js';
 import { mutated, params, RUNS, timeoutFor } from './fuzz.js';
@@ -119,7 +119,7 @@ function hotWorld() {
       return { kind: 'policy', domain, entry: entryFor(domain), source: 'memory' };
     },
   };
-  return postfixMapAnswerer(resolver, { default: { strict_testing: false, tlsrpt: false }, tlsrpt: { strict_testing: false, tlsrpt: true } });
+  return postfixMapHandler(resolver, { default: { strict_testing: false, tlsrpt: false }, tlsrpt: { strict_testing: false, tlsrpt: true } });
 }
 
 describe('fuzz: the Postfix socketmap handler', () => {

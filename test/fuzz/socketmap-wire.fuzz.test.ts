@@ -15,6 +15,7 @@ import { serveSocketmapConnection, socketmapServerOptions } from '../../src/serv
 import { params } from './fuzz.js';
 import { referenceNetstrings } from './reference-grammar.js';
 import { cutIntoChunks } from './cut-chunks.js';
+import { decodeFrames } from '../lab/netstring-frames.js';
 
 const RUNS = 300;
 const MAX_REQUEST = 64;
@@ -43,7 +44,7 @@ function exchange(chunks: Buffer[]): Promise<{ replies: string[]; badFraming: bo
     }, 5_000);
     socket.on('data', (d: Buffer) => {
       try {
-        for (const f of decoder.feed(d)) replies.push(f.toString('utf8'));
+        decodeFrames(decoder, d, (f) => replies.push(f.toString('utf8')));
       } catch {
         badFraming = true;
       }

@@ -20,6 +20,7 @@ import {
   type SocketmapHandler,
   type SocketmapServerOptions,
 } from '../../src/server/postfix/session.js';
+import { decodeFrames } from '../lab/netstring-frames.js';
 
 const WAIT_MS = 2_000;
 const POLL_MS = 5;
@@ -72,7 +73,7 @@ class Client {
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
-      for (const p of this.decoder.feed(chunk)) this.replies.push(p.toString('utf8'));
+      decodeFrames(this.decoder, chunk, (p) => this.replies.push(p.toString('utf8')));
       this.notify();
     });
     socket.on('error', () => {}); // resets are part of what some tests provoke

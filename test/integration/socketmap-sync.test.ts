@@ -14,6 +14,7 @@ import {
   type SocketmapHandler,
   type SocketmapServerOptions,
 } from '../../src/server/postfix/session.js';
+import { decodeFrames } from '../lab/netstring-frames.js';
 
 const WAIT_MS = 3_000;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -48,7 +49,7 @@ async function connect(address: BoundAddress): Promise<{ socket: Socket; replies
   let closed = false;
   const decoder = new NetstringDecoder({ maxPayloadBytes: 2 * SOCKETMAP.MAX_REPLY_BYTES });
   socket.on('data', (chunk: Buffer) => {
-    for (const p of decoder.feed(chunk)) replies.push(p.toString('utf8'));
+    decodeFrames(decoder, chunk, (p) => replies.push(p.toString('utf8')));
   });
   socket.on('error', () => {});
   socket.on('close', () => (closed = true));

@@ -4,6 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { encodeNetstring, NetstringDecoder } from '../../src/server/postfix/netstring.js';
+import { decodeFrames } from './netstring-frames.js';
 
 const REPLY_TIMEOUT_MS = 20_000;
 
@@ -21,7 +22,7 @@ export async function connectSocketmap(target: { port: number; host?: string } |
   let failure: Error | undefined;
   socket.on('data', (chunk: Buffer) => {
     try {
-      for (const frame of decoder.feed(chunk)) replies.push(frame.toString('utf8'));
+      decodeFrames(decoder, chunk, (frame) => replies.push(frame.toString('utf8')));
     } catch (err) {
       failure = err as Error;
     }

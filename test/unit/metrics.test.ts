@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { LookupTier } from '../../src/resolver/observer.js';
 import type { LookupResult } from '../../src/resolver/types.js';
-import { answerClass, cacheOutcomes, combineObservers, Metrics, type AnswerClass } from '../../src/app/metrics.js';
+import { answerClass, cacheOutcomes, combineObservers, eximAnswerClass, Metrics, type AnswerClass } from '../../src/app/metrics.js';
+import type { EximRequest } from '../../src/server/exim/session.js';
+import { pino } from 'pino';
 
 const NONE: LookupResult = { kind: 'none', domain: 'example.com', why: 'no-record' };
 
@@ -33,12 +35,27 @@ describe('answerClass: the first word of a reply', () => {
   });
 });
 
+describe('eximAnswerClass: an Exim reply in the socketmap classes', () => {
+  it.each<[string, AnswerClass]>([
+    ['mode=enforce mx="mx1.example.com" id=a1 max_age=86400', 'secure'],
+    ['allowed=no mode=enforce mx="mx1.example.com"', 'secure'],
+    ['allowed=yes mode=enforce mx="mx1.example.com"', 'secure'],
+    ['mode=testing mx="mx1.example.com" id=a1 max_age=86400', 'notfound'],
+    ['mode=none reason=no-record', 'notfound'],
+    ['error="invalid domain"', 'perm'],
+    ['', 'temp'],
+  ])('%j -> %s', (reply, want) => {
+    expect(eximAnswerClass(reply)).toBe(want);
+  });
+});
+
 describe('cacheOutcomes: hits and misses per tier from the tier that answered', () => {
   it.each<[LookupTier, string]>([
     ['memory', 'memory:hit'],
     ['negative', 'memory:hit'],
     ['store', 'memory:miss store:hit'],
     ['resolve', 'memory:miss store:miss'],
+    ['overload', 'memory:miss'],
   ])('%s', (tier, want) => {
     expect(cacheOutcomes(tier).map(([t, o]) => `${t}:${o}`).join(' ')).toBe(want);
   });
@@ -100,6 +117,22 @@ describe('Metrics', () => {
     expect(bounds.slice(0, 5)).toEqual(['0.00005', '0.0001', '0.00025', '0.0005', '0.001']);
     expect(bounds.at(-1)).toBe('+Inf');
     expect(sample(text, 'mta_sts_sidecar_answer_duration_seconds_bucket{le="+Inf",protocol="socketmap"}')).toBe(4);
+  });
+
+  it('countEximReplies counts Exim answers under protocol="exim", failures as temp', async () => {
+    const m = metrics();
+    const replies: Record<string, string> = { 'a.example': 'mode=enforce mx="mx.a.example" id=1 max_age=60', 'b.example': 'mode=none reason=no-record', bad: 'error="invalid domain"' };
+    const handler = m.countEximReplies(async (request: EximRequest) => {
+      if (request.domain === 'boom.example') throw new Error('boom');
+      return replies[request.domain]!;
+    });
+    const log = pino({ level: 'silent' });
+    for (const domain of ['a.example', 'a.example', 'b.example', 'bad']) await handler({ verb: 'policy', domain }, log);
+    await expect(handler({ verb: 'policy', domain: 'boom.example' }, log)).rejects.toThrow('boom');
+    const text = await m.render();
+    const q = (answer: string) => sample(text, `mta_sts_sidecar_queries_total{protocol="exim",answer="${answer}",zone="default"}`);
+    expect([q('secure'), q('notfound'), q('perm'), q('temp')]).toEqual([2, 1, 1, 1]);
+    expect(sample(text, 'mta_sts_sidecar_answer_duration_seconds_count{protocol="exim"}')).toBe(5);
   });
 
   it('a handler that fails counts as temp and the failure goes on to the caller', async () => {

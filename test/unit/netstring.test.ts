@@ -5,6 +5,7 @@ import {
   NetstringError,
   type NetstringErrorCode,
 } from '../../src/server/postfix/netstring.js';
+import { decodeFrames } from '../lab/netstring-frames.js';
 
 const MAX = 64;
 
@@ -16,7 +17,7 @@ function decoder(max = MAX): NetstringDecoder {
 function run(chunks: Buffer[], d = decoder()): { payloads: string[]; error?: NetstringError } {
   const payloads: string[] = [];
   try {
-    for (const chunk of chunks) for (const p of d.feed(chunk)) payloads.push(p.toString('latin1'));
+    for (const chunk of chunks) decodeFrames(d, chunk, (p) => payloads.push(p.toString('latin1')));
   } catch (err) {
     if (!(err instanceof NetstringError)) throw err;
     return { payloads, error: err };
@@ -102,8 +103,10 @@ describe('NetstringDecoder: valid frames', () => {
 
   it('accepts a payload whose bytes arrive in several chunks without changing earlier payloads', () => {
     const d = decoder();
-    const first = [...d.feed(bytes('3:abc,4:de'))];
-    const second = [...d.feed(bytes('fg,'))];
+    const first: Buffer[] = [];
+    d.decodeInto(bytes('3:abc,4:de'), first);
+    const second: Buffer[] = [];
+    d.decodeInto(bytes('fg,'), second);
     expect(first.map(String)).toEqual(['abc']);
     expect(second.map(String)).toEqual(['defg']);
   });
@@ -178,7 +181,7 @@ describe('NetstringDecoder: midFrame', () => {
     const d = decoder();
     const states: boolean[] = [d.midFrame];
     for (const b of bytes('2:ab,')) {
-      [...d.feed(Buffer.from([b]))];
+      d.decodeInto(Buffer.from([b]), []);
       states.push(d.midFrame);
     }
     expect(states).toEqual([false, true, true, true, true, false]);

@@ -8,11 +8,7 @@ import { verdictOf } from '../../answer/verdict.js';
 import type { CacheEntry } from '../../cache/store.js';
 import type { LookupResult, PolicyLookup } from '../../resolver/types.js';
 import { normalizeDomainKey } from '../../sts/domain.js';
-
-export type MapHandler = (name: string, key: string) => Promise<string>;
-
-/** A map handler that returns the reply itself, not a promise, whenever it is known without waiting. */
-export type MapAnswerer = (name: string, key: string) => string | Promise<string>;
+import type { SocketmapHandler } from './session.js';
 
 /** A PolicyLookup that can also answer from memory at once (Resolver.lookupHot). */
 export interface HotPolicyLookup extends PolicyLookup {
@@ -41,24 +37,12 @@ function memoSlot(domain: string): number {
   return (h ^ (h >>> 10)) & (MEMO_SLOTS - 1);
 }
 
-export function postfixMapHandler(resolver: PolicyLookup, zones: Record<string, ZoneConfig>): MapHandler {
-  const answer = postfixMapAnswerer(resolver, zones);
-  // As an async function would, without its extra turns of the promise queue per answer.
-  return (name, key) => {
-    try {
-      const reply = answer(name, key);
-      return typeof reply === 'string' ? Promise.resolve(reply) : reply;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  };
-}
-
 /**
- * The same answers as postfixMapHandler. Keys that need no lookup, and domains the resolver answers from
- * memory (when it has lookupHot), get their reply as a string at once; the rest as a promise.
+ * Keys that need no lookup, and domains the resolver answers from memory (when it has lookupHot), get
+ * their reply as a string at once, without a turn of the promise queue (BENCHMARKS.md); the rest as a
+ * promise.
  */
-export function postfixMapAnswerer(resolver: PolicyLookup | HotPolicyLookup, zones: Record<string, ZoneConfig>): MapAnswerer {
+export function postfixMapHandler(resolver: PolicyLookup | HotPolicyLookup, zones: Record<string, ZoneConfig>): SocketmapHandler {
   const byName = new Map<string, Zone>();
   for (const [name, zone] of Object.entries(zones)) {
     byName.set(name, {

@@ -73,42 +73,10 @@ export class NetstringDecoder {
   }
 
   /**
-   * Feeds one chunk and yields every payload it completes, in order. Throws NetstringError at the first
-   * framing error, after yielding the frames before it; from then on every call throws that error,
-   * because a byte stream with a bad length cannot be resynchronised.
-   *
-   * The generator is lazy: iterate it to the end, or the rest of the chunk is never decoded. A payload
-   * that arrived whole in one chunk is a view into that chunk, not a copy.
-   */
-  *feed(chunk: Buffer): Generator<Buffer, void, undefined> {
-    if (this.error) throw this.error;
-    let offset = 0;
-    while (offset < chunk.length) {
-      switch (this.phase) {
-        case 'length':
-          offset = this.readLength(chunk, offset);
-          break;
-        case 'payload':
-          offset = this.readPayload(chunk, offset);
-          break;
-        case 'terminator': {
-          if (chunk[offset] !== FRAME_END) {
-            throw this.fail('bad-terminator', `netstring does not end with "," after ${this.length} bytes`);
-          }
-          offset += 1;
-          const done = this.payload;
-          this.reset();
-          yield done;
-          break;
-        }
-      }
-    }
-  }
-
-  /**
-   * Decodes one chunk eagerly, appending every payload it completes to `out`, in order. The same
-   * decoding as feed() without a generator (the socketmap server's per-request path): on a framing error
-   * the payloads before it are already in `out`, then NetstringError is thrown, now and on every later call.
+   * Decodes one chunk, appending every payload it completes to `out`, in order. On a framing error the
+   * payloads before it are already in `out`, then NetstringError is thrown, now and on every later call,
+   * because a byte stream with a bad length cannot be resynchronised. A payload that arrived whole in one
+   * chunk is a view into that chunk, not a copy.
    */
   decodeInto(chunk: Buffer, out: Buffer[]): void {
     if (this.error) throw this.error;
