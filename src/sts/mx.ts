@@ -40,20 +40,39 @@ export function isHostname(name: string): boolean {
   return hostnameProblem(name) === undefined;
 }
 
-/** Parses an `mx:` value. Throws StsError('parse'). */
-export function parseMxPattern(value: string): MxPattern {
+/** An `mx:` value as read from a policy: the pattern, and whether one final "." was forgiven to read it. */
+export interface MxValue {
+  pattern: MxPattern;
+  /** The value ended in one "." (an absolute DNS name): a deviation the policy parser reports. */
+  trailingDot: boolean;
+}
+
+/**
+ * Parses an `mx:` value. Throws StsError('parse').
+ *
+ * RFC 8461 §3.2 takes Domain from RFC 5321, which has no trailing dot; one final "." is forgiven all the
+ * same (`mx1.example.net.`, `*.example.net.`), because it names the same host in DNS presentation form
+ * (RFC 1035 §5.1) and publishers paste it from zone files (docs/decisions.md). Two dots are an empty label.
+ */
+export function parseMxValue(value: string): MxValue {
   // RFC 8461 §3.2: sts-policy-mx-value = ["*."] Domain
   const wildcard = value.startsWith('*.');
-  const domain = wildcard ? value.slice(2) : value;
+  let domain = wildcard ? value.slice(2) : value;
+  // Forgiven: one trailing dot, as in a zone file. Only after a name ("." alone or "*." stays empty).
+  const trailingDot = domain.length > 1 && domain.endsWith('.');
+  if (trailingDot) domain = domain.slice(0, -1);
   // RFC 8461 §3.2: the wildcard is only ever the whole leftmost label.
   if (domain.includes('*')) {
     throw new StsError('parse', `mx ${show(value)}: "*" only as a whole leftmost label "*." (RFC 8461 §3.2)`);
   }
   // RFC 8461 §3.2: Domain as in RFC 5321, which is A-labels only (U-labels fail the LDH rule).
   const problem = hostnameProblem(domain);
-  if (problem !== undefined) throw new StsError('parse', `mx ${show(value)}: ${problem}`);
+  if (problem !== undefined) {
+    const why = trailingDot && problem === 'trailing dot' ? 'more than one trailing dot' : problem;
+    throw new StsError('parse', `mx ${show(value)}: ${why}`);
+  }
   // RFC 8461 §4.1: matching is case-insensitive, so store the canonical lower case.
-  return { wildcard, domain: asciiLower(domain) };
+  return { pattern: { wildcard, domain: asciiLower(domain) }, trailingDot };
 }
 
 /** RFC 8461 §4.1: does MX host `host` (as found in DNS) match `pattern`? */

@@ -12,104 +12,163 @@
  *   sts-policy-ext-value = sts-policy-vchar [*(%x20 / sts-policy-vchar) sts-policy-vchar]
  *   sts-policy-vchar     = VCHAR / UTF8-2 / UTF8-3 / UTF8-4
  *
+ * Three departures are forgiven, each reported as a Deviation (src/sts/types.ts; docs/decisions.md says
+ * why): a UTF-8 BOM before the first field, empty lines (nothing or only SP/HTAB) anywhere, and one
+ * trailing dot on an mx value. Every other rule is exact.
+ *
  * The text arrives already decoded from UTF-8. Pure: no I/O.
  */
 import { RFC8461 } from '../config/defaults.js';
 import { StsError } from '../errors.js';
-import { parseMxPattern } from './mx.js';
+import { parseMxValue } from './mx.js';
 import { isExtName } from './txt.js';
-import type { Mode, MxPattern, Policy } from './types.js';
+import type { Deviation, Mode, MxPattern, ParsedPolicy, Policy } from './types.js';
 
 const MODES: readonly Mode[] = ['enforce', 'testing', 'none'];
 
-/** A grammar violation inside the parser; parsePolicy turns it into the one StsError callers see. */
+/** U+FEFF, the UTF-8 byte order mark once decoded. */
+const BOM = '\ufeff';
+
+/** A grammar violation on one line (or, without a line, a missing field). */
 class PolicySyntaxError extends Error {}
 
 function lineError(lineNo: number, rule: string): PolicySyntaxError {
   return new PolicySyntaxError(`line ${lineNo}: ${rule}`);
 }
 
-/** Parses a policy body. Throws StsError('parse') naming the line and the rule it breaks. */
-export function parsePolicy(text: string): Policy {
-  try {
-    return parseFields(text);
-  } catch (err) {
-    if (err instanceof PolicySyntaxError) throw new StsError('parse', err.message);
-    throw err;
-  }
+/** Everything one reading of a policy body found (what `check` shows a domain owner). */
+export interface PolicyDiagnosis {
+  /** The policy, when the body has no problem. */
+  policy?: Policy;
+  /** Forgiven departures, in line order, whether or not the body has problems too. */
+  deviations: Deviation[];
+  /** Every grammar violation ("line N: rule (RFC 8461 §3.2 ...)", then missing fields), in line order. */
+  problems: string[];
+  /** Lines in the body (a final line terminator does not start another line). */
+  lineCount: number;
 }
 
-function parseFields(text: string): Policy {
+/** Parses a policy body. Throws StsError('parse') naming the first line and the rule it breaks. */
+export function parsePolicy(text: string): Policy {
+  return readPolicy(text).policy;
+}
+
+/**
+ * Parses a policy body into the policy its publisher meant and the deviations forgiven to read it.
+ * Throws StsError('parse') naming the first line and the rule it breaks.
+ */
+export function readPolicy(text: string): ParsedPolicy {
+  const { policy, deviations, problems } = diagnosePolicy(text);
+  if (policy === undefined) throw new StsError('parse', problems[0] ?? 'no policy');
+  return { policy, deviations };
+}
+
+/**
+ * Reads a whole policy body, going on past a broken line so that every problem and every deviation is
+ * found (one per line at most; bounded by the body's length).
+ */
+export function diagnosePolicy(text: string): PolicyDiagnosis {
   let version: string | undefined;
   let mode: Mode | undefined;
   let maxAge: number | undefined;
   const mx: MxPattern[] = [];
   const extensions: Array<[string, string]> = [];
   const seen = new Set<string>();
+  const deviations: Deviation[] = [];
+  const problems: string[] = [];
+  /** Required fields that were present but broken: not reported missing as well. */
+  const broken = new Set<string>();
 
-  for (const [index, line] of splitLines(text).entries()) {
+  // Forgiven: a BOM before the first field (editors on Windows write one; it is no field of §3.2).
+  const hasBom = text.startsWith(BOM);
+  if (hasBom) deviations.push({ rule: 'bom', line: 1 });
+  const lines = splitLines(hasBom ? text.slice(BOM.length) : text);
+
+  for (const [index, line] of lines.entries()) {
     const lineNo = index + 1;
-    const { key, value } = parseField(lineNo, line);
-    // RFC 8461 §3.2: a field given more than once keeps its first value (mx excepted, it is a list).
-    // Every occurrence must still fit its rule, so a garbled file never yields a policy.
-    const first = !seen.has(key);
-    seen.add(key);
-    switch (key) {
-      case 'version':
-        // RFC 8461 §3.2: sts-policy-version-value = %s"STSv1"
-        if (value !== RFC8461.VERSION) {
-          throw lineError(lineNo, `version must be ${RFC8461.VERSION} (RFC 8461 §3.2 sts-policy-version)`);
+    // Forgiven: an empty line, or one of only WSP, anywhere (RFC 8461 §3.2 has a field on every line).
+    if (isEmptyLine(line)) {
+      deviations.push({ rule: 'empty-line', line: lineNo });
+      continue;
+    }
+    let key: string | undefined;
+    try {
+      const field = parseField(lineNo, line);
+      key = field.key;
+      const value = field.value;
+      // RFC 8461 §3.2: a field given more than once keeps its first value (mx excepted, it is a list).
+      // Every occurrence must still fit its rule, so a garbled file never yields a policy.
+      const first = !seen.has(key);
+      seen.add(key);
+      switch (key) {
+        case 'version':
+          // RFC 8461 §3.2: sts-policy-version-value = %s"STSv1"
+          if (value !== RFC8461.VERSION) {
+            throw lineError(lineNo, `version must be ${RFC8461.VERSION} (RFC 8461 §3.2 sts-policy-version)`);
+          }
+          version = RFC8461.VERSION;
+          break;
+        case 'mode': {
+          // RFC 8461 §3.2: sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none"
+          const m = MODES.find((candidate) => candidate === value);
+          if (m === undefined) {
+            throw lineError(lineNo, 'mode must be enforce, testing or none (RFC 8461 §3.2 sts-policy-mode)');
+          }
+          if (first) mode = m;
+          break;
         }
-        version = RFC8461.VERSION;
-        break;
-      case 'mode': {
-        // RFC 8461 §3.2: sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none"
-        const m = MODES.find((candidate) => candidate === value);
-        if (m === undefined) {
-          throw lineError(lineNo, 'mode must be enforce, testing or none (RFC 8461 §3.2 sts-policy-mode)');
+        case 'max_age': {
+          const seconds = parseMaxAge(value);
+          if (seconds === undefined) {
+            throw lineError(
+              lineNo,
+              `max_age must be 1-${RFC8461.MAX_AGE_MAX_DIGITS} digits, at most ${RFC8461.MAX_AGE_MAX_SECONDS} ` +
+                '(RFC 8461 §3.2 sts-policy-max-age)',
+            );
+          }
+          if (first) maxAge = seconds;
+          break;
         }
-        if (first) mode = m;
-        break;
+        case 'mx':
+          // RFC 8461 §3.2: mx may repeat; every pattern counts.
+          try {
+            const read = parseMxValue(value);
+            mx.push(read.pattern);
+            // Forgiven: one trailing dot (see parseMxValue).
+            if (read.trailingDot) deviations.push({ rule: 'mx-trailing-dot', line: lineNo });
+          } catch (err) {
+            if (err instanceof StsError) throw lineError(lineNo, `${err.message} (RFC 8461 §3.2 sts-policy-mx)`);
+            throw err;
+          }
+          break;
+        default:
+          // RFC 8461 §3.2: an unknown field must still fit sts-policy-extension; it is then ignored (kept for
+          // display by `query`).
+          if (!isExtValue(value)) {
+            throw lineError(lineNo, `${key}: not VCHAR/UTF-8 with inner spaces (RFC 8461 §3.2 sts-policy-ext-value)`);
+          }
+          if (first) extensions.push([key, value]);
       }
-      case 'max_age': {
-        const seconds = parseMaxAge(value);
-        if (seconds === undefined) {
-          throw lineError(
-            lineNo,
-            `max_age must be 1-${RFC8461.MAX_AGE_MAX_DIGITS} digits, at most ${RFC8461.MAX_AGE_MAX_SECONDS} ` +
-              '(RFC 8461 §3.2 sts-policy-max-age)',
-          );
-        }
-        if (first) maxAge = seconds;
-        break;
-      }
-      case 'mx':
-        // RFC 8461 §3.2: mx may repeat; every pattern counts.
-        try {
-          mx.push(parseMxPattern(value));
-        } catch (err) {
-          if (err instanceof StsError) throw lineError(lineNo, `${err.message} (RFC 8461 §3.2 sts-policy-mx)`);
-          throw err;
-        }
-        break;
-      default:
-        // RFC 8461 §3.2: an unknown field must still fit sts-policy-extension; it is then ignored (kept for
-        // display by `query`).
-        if (!isExtValue(value)) {
-          throw lineError(lineNo, `${key}: not VCHAR/UTF-8 with inner spaces (RFC 8461 §3.2 sts-policy-ext-value)`);
-        }
-        if (first) extensions.push([key, value]);
+    } catch (err) {
+      if (!(err instanceof PolicySyntaxError)) throw err;
+      problems.push(err.message);
+      if (key !== undefined) broken.add(key);
     }
   }
 
   // RFC 8461 §3.2: version, mode and max_age are required; mx too unless mode is none.
-  if (version === undefined) throw new PolicySyntaxError('missing version field (RFC 8461 §3.2)');
-  if (mode === undefined) throw new PolicySyntaxError('missing mode field (RFC 8461 §3.2)');
-  if (maxAge === undefined) throw new PolicySyntaxError('missing max_age field (RFC 8461 §3.2)');
-  if (mx.length === 0 && mode !== 'none') {
-    throw new PolicySyntaxError(`missing mx field, required with mode ${mode} (RFC 8461 §3.2)`);
+  const missing = (key: string) => !seen.has(key) && !broken.has(key);
+  if (version === undefined && missing('version')) problems.push('missing version field (RFC 8461 §3.2)');
+  if (mode === undefined && missing('mode')) problems.push('missing mode field (RFC 8461 §3.2)');
+  if (maxAge === undefined && missing('max_age')) problems.push('missing max_age field (RFC 8461 §3.2)');
+  if (mx.length === 0 && mode !== undefined && mode !== 'none' && !broken.has('mx')) {
+    problems.push(`missing mx field, required with mode ${mode} (RFC 8461 §3.2)`);
   }
-  return { version: RFC8461.VERSION, mode, maxAge, mx, extensions };
+  const lineCount = lines.length;
+  if (problems.length > 0 || version === undefined || mode === undefined || maxAge === undefined) {
+    return { deviations, problems, lineCount };
+  }
+  return { policy: { version: RFC8461.VERSION, mode, maxAge, mx, extensions }, deviations, problems, lineCount };
 }
 
 /**
@@ -128,10 +187,13 @@ function splitLines(text: string): string[] {
   });
 }
 
+/** Nothing, or only WSP (SP / HTAB, RFC 5234), between two line breaks. */
+function isEmptyLine(line: string): boolean {
+  return /^[ \t]*$/.test(line);
+}
+
 /** One line: `name ":" *WSP value *WSP`, split into key and value (the value not yet checked). */
 function parseField(lineNo: number, line: string): { key: string; value: string } {
-  // RFC 8461 §3.2: every line is a field; an empty line fits no rule.
-  if (line === '') throw lineError(lineNo, 'empty line (RFC 8461 §3.2 sts-policy-record)');
   // RFC 8461 §3.2 sts-policy-term: a CR is only allowed as the first half of CRLF.
   if (line.includes('\r')) throw lineError(lineNo, 'bare CR (RFC 8461 §3.2 sts-policy-term is LF or CRLF)');
   // RFC 8461 §3.2: a field starts the line; no leading WSP (RFC 5322 parsers would read it as folding).

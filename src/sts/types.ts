@@ -31,3 +31,27 @@ export interface Policy {
   /** Unknown keys, kept in order (§3.2: "ignored" by senders, but shown by `query`). */
   extensions: Array<[key: string, value: string]>;
 }
+
+/**
+ * A departure from the RFC 8461 §3.2 grammar that the policy parser forgives, because the publisher's
+ * intent is unambiguous (docs/decisions.md, "What the policy parser forgives"). Strict senders (mox,
+ * go-mtasts, postfix-tlspol) refuse the whole policy over any of them, so each one is reported: counted
+ * and logged by the resolver, and a warning with its fix in `check`.
+ * - `bom`: a UTF-8 byte order mark before the first field (line 1).
+ * - `empty-line`: a line that is empty or only SP/HTAB, anywhere.
+ * - `mx-trailing-dot`: one final "." after an mx value (`mx: mx1.example.net.`, `mx: *.example.net.`).
+ */
+export type DeviationRule = 'bom' | 'empty-line' | 'mx-trailing-dot';
+
+/** One forgiven deviation, on its 1-based line of the policy body. */
+export interface Deviation {
+  rule: DeviationRule;
+  line: number;
+}
+
+/** A parsed policy: what its publisher meant, and every deviation forgiven to read it. */
+export interface ParsedPolicy {
+  policy: Policy;
+  /** In line order; empty for a policy that follows the grammar exactly. */
+  deviations: Deviation[];
+}

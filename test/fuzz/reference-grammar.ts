@@ -92,9 +92,14 @@ const POLICY_EXT_NAME = `[${ALPHA_DIGIT}][${ALPHA_DIGIT}_.-]{0,31}`;
 const POLICY_LINE = `(${POLICY_EXT_NAME}):${WSP}*(${POLICY_EXT_VALUE})${WSP}*`;
 // sts-policy-term = LF / CRLF
 const POLICY_TERM = '(?:\\r\\n|\\n)';
+// docs/decisions.md forgives empty lines: nothing, or only WSP, between line breaks, anywhere. So a line is
+// a field or empty, and the record is lines joined by terms, with one optional final term:
 // sts-policy-record = sts-policy-field *WSP *(sts-policy-term sts-policy-field *WSP) [sts-policy-term]
-const POLICY_RECORD = new RegExp(`^${POLICY_LINE}(?:${POLICY_TERM}${POLICY_LINE})*${POLICY_TERM}?$`, 'u');
+const EMPTY_LINE = `${WSP}*`;
+const ANY_LINE = `(?:${POLICY_LINE}|${EMPTY_LINE})`;
+const POLICY_RECORD = new RegExp(`^${ANY_LINE}(?:${POLICY_TERM}${ANY_LINE})*${POLICY_TERM}?$`, 'u');
 const POLICY_LINE_ONLY = new RegExp(`^${POLICY_LINE}$`, 'u');
+const EMPTY_LINE_ONLY = new RegExp(`^${EMPTY_LINE}$`);
 
 // sts-policy-version-value = %s"STSv1"
 const VERSION_VALUE = /^STSv1$/;
@@ -102,16 +107,29 @@ const VERSION_VALUE = /^STSv1$/;
 const MODE_VALUE = /^(?:testing|enforce|none)$/;
 // sts-policy-max-age-value = 1*10(DIGIT)
 const MAX_AGE_VALUE = /^[0-9]{1,10}$/;
+// sts-policy-mx-value = ["*."] Domain, and docs/decisions.md forgives one final "." after the Domain.
+const MX_VALUE = /^(\*\.)?(.+?)(\.?)$/;
+
+export type ReferenceDeviation = { rule: 'bom' | 'empty-line' | 'mx-trailing-dot'; line: number };
 
 export interface ReferencePolicy {
   mode: 'testing' | 'enforce' | 'none';
   maxAge: number;
-  /** mx values, lower-cased, in order. */
+  /** mx values, lower-cased, without a forgiven trailing dot, in order. */
   mx: string[];
+  /** What docs/decisions.md forgives, in line order. */
+  deviations: ReferenceDeviation[];
 }
 
-/** RFC 8461 §3.2, or null when the text is not a valid policy. */
-export function referencePolicy(text: string): ReferencePolicy | null {
+/** RFC 8461 §3.2 with the deviations docs/decisions.md forgives, or null when the text is not a policy. */
+export function referencePolicy(input: string): ReferencePolicy | null {
+  const deviations: ReferenceDeviation[] = [];
+  // decisions: one UTF-8 BOM (U+FEFF once decoded) before everything is dropped.
+  let text = input;
+  if (text.charCodeAt(0) === 0xfeff) {
+    deviations.push({ rule: 'bom', line: 1 });
+    text = text.slice(1);
+  }
   if (!POLICY_RECORD.test(text)) return null;
   const body = text.endsWith('\n') ? text.slice(0, text.endsWith('\r\n') ? -2 : -1) : text;
   const lines = body.split(/\r\n|\n/);
@@ -119,7 +137,11 @@ export function referencePolicy(text: string): ReferencePolicy | null {
   let mode: ReferencePolicy['mode'] | undefined;
   let maxAge: number | undefined;
   const mx: string[] = [];
-  for (const line of lines) {
+  for (const [i, line] of lines.entries()) {
+    if (EMPTY_LINE_ONLY.test(line)) {
+      deviations.push({ rule: 'empty-line', line: i + 1 });
+      continue;
+    }
     const m = POLICY_LINE_ONLY.exec(line);
     if (m === null) return null;
     const name = m[1]!;
@@ -144,10 +166,10 @@ export function referencePolicy(text: string): ReferencePolicy | null {
         break;
       }
       case 'mx': {
-        // sts-policy-mx-value = ["*."] Domain
-        const domain = value.startsWith('*.') ? value.slice(2) : value;
+        const [, star = '', domain = '', dot = ''] = MX_VALUE.exec(value) ?? [];
         if (!referenceHostname(domain)) return null;
-        mx.push(value.toLowerCase());
+        if (dot !== '') deviations.push({ rule: 'mx-trailing-dot', line: i + 1 });
+        mx.push((star + domain).toLowerCase());
         break;
       }
       default:
@@ -157,7 +179,7 @@ export function referencePolicy(text: string): ReferencePolicy | null {
   // §3.2 prose: version, mode and max_age are required; mx is required unless mode is none.
   if (!version || mode === undefined || maxAge === undefined) return null;
   if (mode !== 'none' && mx.length === 0) return null;
-  return { mode, maxAge, mx };
+  return { mode, maxAge, mx, deviations };
 }
 
 /* ----------------------------------------------------------------- netstrings */

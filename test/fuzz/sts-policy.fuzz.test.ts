@@ -1,37 +1,39 @@
 /**
- * RFC 8461 §3.2 policy parser against the reference grammar: parsePolicy accepts exactly the bodies
- * referencePolicy accepts, with the same mode, max_age and mx list, and never throws anything but
- * StsError('parse'). Bodies arrive as bytes (the fetcher decodes UTF-8 strictly), so random bytes go
+ * RFC 8461 §3.2 policy parser against the reference grammar: readPolicy accepts exactly the bodies
+ * referencePolicy accepts (the RFC plus the deviations docs/decisions.md forgives), with the same mode,
+ * max_age, mx list and deviations, and never throws anything but StsError('parse'). Bodies arrive as bytes (the fetcher decodes UTF-8 strictly), so random bytes go
  * through the same fatal decoder first.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StsError } from '../../src/errors.js';
-import { parsePolicy } from '../../src/sts/policy.js';
-import type { Policy } from '../../src/sts/types.js';
+import { readPolicy } from '../../src/sts/policy.js';
+import type { ParsedPolicy } from '../../src/sts/types.js';
 import { mutated, params, RUNS, timeoutFor } from './fuzz.js';
 import { referencePolicy } from './reference-grammar.js';
 
-const seen = { accepted: 0, rejected: 0 };
+const seen = { accepted: 0, rejected: 0, forgiven: 0 };
 let counting = false;
 
 function agrees(text: string): void {
   const want = referencePolicy(text);
-  let got: Policy | undefined;
+  let got: ParsedPolicy | undefined;
   try {
-    got = parsePolicy(text);
+    got = readPolicy(text);
   } catch (err) {
     if (!(err instanceof StsError) || err.reason !== 'parse') throw err;
   }
   if (want === null && got !== undefined) throw new Error(`accepted what RFC 8461 §3.2 rejects: ${JSON.stringify(text)}`);
   if (want !== null && got === undefined) throw new Error(`rejected a valid policy: ${JSON.stringify(text)}`);
   if (want !== null && got !== undefined) {
-    const mine = { mode: got.mode, maxAge: got.maxAge, mx: got.mx.map((p) => (p.wildcard ? `*.${p.domain}` : p.domain)) };
+    const { policy, deviations } = got;
+    const mine = { mode: policy.mode, maxAge: policy.maxAge, mx: policy.mx.map((p) => (p.wildcard ? `*.${p.domain}` : p.domain)), deviations };
     if (JSON.stringify(mine) !== JSON.stringify(want)) {
       throw new Error(`parsed ${JSON.stringify(text)} as ${JSON.stringify(mine)}, the reference as ${JSON.stringify(want)}`);
     }
   }
   if (counting) seen[want === null ? 'rejected' : 'accepted']++;
+  if (counting && want !== null && want.deviations.length > 0) seen.forgiven++;
 }
 
 /** Pieces of the grammar: `good` ones always fit their rule, `any` ones sometimes do not. */
@@ -62,26 +64,27 @@ const goodExtName = fc.oneof(fc.string({ unit: fc.constantFrom(...'aZ9_.-'), min
 const anyExtName = fc.oneof(goodExtName, fc.constantFrom('x'.repeat(33), 'Mode', 'MX', '_x', ' mx', 'mx ', '', 'a b'));
 
 function lines(o: { ws: fc.Arbitrary<string>; version: fc.Arbitrary<string>; mode: fc.Arbitrary<string>; maxAge: fc.Arbitrary<string>;
-  star: fc.Arbitrary<string>; host: fc.Arbitrary<string>; extName: fc.Arbitrary<string>; value: fc.Arbitrary<string> }) {
+  star: fc.Arbitrary<string>; host: fc.Arbitrary<string>; dot: fc.Arbitrary<string>; extName: fc.Arbitrary<string>; value: fc.Arbitrary<string> }) {
   return fc.oneof(
     { weight: 1, arbitrary: fc.tuple(o.ws, o.version).map(([w, v]) => `version:${w}${v}`) },
     { weight: 1, arbitrary: fc.tuple(o.ws, o.mode).map(([w, v]) => `mode:${w}${v}`) },
     { weight: 1, arbitrary: fc.tuple(o.ws, o.maxAge).map(([w, v]) => `max_age:${w}${v}`) },
-    { weight: 4, arbitrary: fc.tuple(o.ws, o.star, o.host).map(([w, star, h]) => `mx:${w}${star}${h}`) },
+    { weight: 4, arbitrary: fc.tuple(o.ws, o.star, o.host, o.dot).map(([w, star, h, dot]) => `mx:${w}${star}${h}${dot}`) },
     { weight: 2, arbitrary: fc.tuple(o.extName, o.ws, o.value).map(([n, w, v]) => `${n}:${w}${v}`) },
   );
 }
 const goodLine = lines({
   ws: goodWs, version: fc.constant('STSv1'), mode: fc.constantFrom('enforce', 'testing', 'none'), maxAge: goodMaxAge,
-  star: fc.constantFrom('', '*.'), host: hostname(goodLabel), extName: goodExtName, value: goodValue,
+  star: fc.constantFrom('', '*.'), host: hostname(goodLabel), dot: fc.constantFrom('', '', '', '.'), extName: goodExtName, value: goodValue,
 });
 const anyLine = lines({
   ws: fc.constantFrom('', ' ', '\t', '\v', '\u00a0'), version: fc.constantFrom('STSv1', 'STSv2', 'stsv1', 'STSv1 x'),
   mode: fc.constantFrom('enforce', 'testing', 'none', 'Enforce', 'strict', ''), maxAge: anyMaxAge,
-  star: fc.constantFrom('', '*.', '*', '**.', '.'), host: hostname(anyLabel), extName: anyExtName, value: anyValue,
+  star: fc.constantFrom('', '*.', '*', '**.', '.'), host: hostname(anyLabel), dot: fc.constantFrom('', '', '.', '..', '. ', '.\t'), extName: anyExtName, value: anyValue,
 });
 const goodTerm = fc.constantFrom('\n', '\r\n');
-const anyTerm = fc.constantFrom('\n', '\r\n', '\r', '', '\n\n', '\n\r', '\n ');
+/** Terms with forgiven empty lines (nothing or only WSP) in them, and broken ones. */
+const anyTerm = fc.constantFrom('\n', '\r\n', '\r', '', '\n\n', '\n\r', '\n ', '\r\n\r\n', '\n \t\n', '\n\u00a0\n', '\n\v\n', '\n\r\r\n');
 
 function policyText(line: fc.Arbitrary<string>, term: fc.Arbitrary<string>, trailing: fc.Arbitrary<string>, required: number) {
   return fc
@@ -91,13 +94,14 @@ function policyText(line: fc.Arbitrary<string>, term: fc.Arbitrary<string>, trai
       fc.array(term, { minLength: 8, maxLength: 8 }),
       fc.option(term),
       fc.nat(),
+      fc.constantFrom('', '', '', '', '\ufeff', '\n', '\ufeff\ufeff', ' \n'),
     )
-    .map(([required, extra, terms, end, seed]) => {
+    .map(([required, extra, terms, end, seed, start]) => {
       const all = [...required, ...extra.map(([l, w]) => l + w)];
       // Rotate by a generated amount so the generated lines are not always last.
       const at = seed % all.length;
       const ordered = [...all.slice(at), ...all.slice(0, at)];
-      return ordered.map((l, i) => (i === 0 ? l : terms[i % terms.length]! + l)).join('') + (end ?? '');
+      return start + ordered.map((l, i) => (i === 0 ? l : terms[i % terms.length]! + l)).join('') + (end ?? '');
     });
 }
 
@@ -107,7 +111,7 @@ const nearValid = mutated(
     policyText(goodLine, goodTerm, goodWs, 3),
     policyText(fc.oneof(goodLine, anyLine), fc.oneof({ weight: 4, arbitrary: goodTerm }, { weight: 1, arbitrary: anyTerm }), goodWs, 2),
   ),
-  ['\n', '\r', ' ', '\t', ':', '\0', 'é', '\ud800', 'a', '.', '*', '-', '1', 'mx: a.b\n'],
+  ['\n', '\r', ' ', '\t', ':', '\0', 'é', '\ud800', 'a', '.', '*', '-', '1', 'mx: a.b\n', '\ufeff', '\n\n'],
 );
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -124,6 +128,8 @@ describe('fuzz: parsePolicy against the RFC 8461 §3.2 reference grammar', () =>
   it('the near-valid inputs exercise both sides of the grammar', () => {
     expect(seen.accepted).toBeGreaterThan((seen.accepted + seen.rejected) / 10);
     expect(seen.rejected).toBeGreaterThan((seen.accepted + seen.rejected) / 10);
+    // Accepted policies with forgiven deviations (empty lines, trailing dots, a BOM) are common too.
+    expect(seen.forgiven).toBeGreaterThan(seen.accepted / 20);
   });
 
   it(`random bytes through the strict UTF-8 decoder (${runs.bytes} inputs)`, { timeout: timeoutFor(runs.bytes, 50) }, () => {

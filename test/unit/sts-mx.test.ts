@@ -1,14 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { stsErrorOf } from './sts-error-of.js';
-import { isHostname, mxMatches, parseMxPattern, policyAllowsMx } from '../../src/sts/mx.js';
+import { isHostname, mxMatches, parseMxValue, policyAllowsMx } from '../../src/sts/mx.js';
+import type { MxPattern } from '../../src/sts/types.js';
 import type { Policy } from '../../src/sts/types.js';
+
+/** The pattern of a value that needs nothing forgiven. */
+const parseMxPattern = (value: string): MxPattern => {
+  const read = parseMxValue(value);
+  if (read.trailingDot) throw new Error(`${value}: unexpected trailing dot`);
+  return read.pattern;
+};
 
 
 const label63 = 'a'.repeat(63);
 // Exactly 253 octets: four 61-octet labels, four dots, and a 5-octet last label.
 const name253 = `${'a'.repeat(61)}.${'b'.repeat(61)}.${'c'.repeat(61)}.${'d'.repeat(61)}.abcde`;
 
-describe('parseMxPattern: RFC 8461 §3.2 sts-policy-mx-value = ["*."] Domain', () => {
+describe('parseMxValue: RFC 8461 §3.2 sts-policy-mx-value = ["*."] Domain', () => {
   // [value, wildcard, domain]
   const good: Array<[string, boolean, string]> = [
     ['mx.example.com', false, 'mx.example.com'], // plain Domain
@@ -24,7 +32,18 @@ describe('parseMxPattern: RFC 8461 §3.2 sts-policy-mx-value = ["*."] Domain', (
     ['*.a.b.c.example', true, 'a.b.c.example'], // wildcard over a deep domain
   ];
   it.each(good)('accepts %j', (value, wildcard, domain) => {
-    expect(parseMxPattern(value)).toEqual({ wildcard, domain });
+    expect(parseMxValue(value)).toEqual({ pattern: { wildcard, domain }, trailingDot: false });
+  });
+
+  // Forgiven (docs/decisions.md): one trailing dot, as in a zone file. [value, wildcard, domain]
+  const forgiven: Array<[string, boolean, string]> = [
+    ['mx.example.com.', false, 'mx.example.com'], // absolute name
+    ['*.example.net.', true, 'example.net'], // wildcard, absolute
+    ['MX.Example.COM.', false, 'mx.example.com'], // lower-cased as well
+    [`${name253}.`, false, name253], // 253 octets plus the root dot
+  ];
+  it.each(forgiven)('accepts %j with its trailing dot reported', (value, wildcard, domain) => {
+    expect(parseMxValue(value)).toEqual({ pattern: { wildcard, domain }, trailingDot: true });
   });
 
   // [value, why]
@@ -39,7 +58,11 @@ describe('parseMxPattern: RFC 8461 §3.2 sts-policy-mx-value = ["*."] Domain', (
     ['*example.com', /leftmost label/], // star without dot
     ['.example.com', /empty label/], // leading dot
     ['mx..example.com', /empty label/], // empty label
-    ['mx.example.com.', /trailing dot/], // RFC 5321 Domain has no trailing dot
+    ['mx.example.com..', /more than one trailing dot/], // one dot is forgiven, not two
+    ['.', /empty label/], // the root alone
+    ['*.example.net..', /more than one trailing dot/], // wildcard with two dots
+    ['localhost.', /single label/], // one label, dot or not
+    ['*.com.', /single label/], // wildcard over a single label, dot or not
     ['localhost', /single label/], // one label
     ['*.com', /single label/], // wildcard over a single label
     ['-mx.example.com', /inner hyphens/], // leading hyphen
@@ -53,7 +76,7 @@ describe('parseMxPattern: RFC 8461 §3.2 sts-policy-mx-value = ["*."] Domain', (
     [`a${name253}`, /longer than 253/], // 254 octets
   ];
   it.each(bad)('rejects %j (%s)', (value, why) => {
-    const err = stsErrorOf(() => parseMxPattern(value));
+    const err = stsErrorOf(() => parseMxValue(value));
     expect(err.reason).toBe('parse');
     expect(err.message).toMatch(why);
   });
