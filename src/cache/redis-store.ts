@@ -9,9 +9,10 @@
  *   (warn) and once when it ends (info, with the number of writes lost meanwhile), not per command; a
  *   write that fails while the connection looks fine (a command timeout) starts such a run too. 'error'
  *   events are always handled.
- * - prune() finds expired entries without reading them: a key's remaining TTL is (expiresAt - now) +
- *   slack, so PTTL <= slack means expired. A Lua script checks the candidates and deletes them on the
- *   server, comparing the stored expiresAt to `now`, so a key another daemon has just rewritten is kept.
+ * - prune() finds expired entries without reading every one: a key's remaining TTL is (expiresAt - wall
+ *   clock) + slack, so a key with more than slack + max(0, now - wall clock) left cannot be expired by
+ *   `now`. A Lua script checks the others on the server, comparing the stored expiresAt to `now`, and
+ *   deletes those past it, so a key another daemon has just rewritten is kept.
  *   Bytes in Redis are governed by these TTLs, prune() and Redis's own `maxmemory`.
  */
 import { Redis } from 'ioredis';
@@ -44,17 +45,17 @@ export interface RedisStoreOptions {
 const SILENT: StoreLogger = { info() {}, warn() {}, error() {} };
 
 /**
- * KEYS: candidate keys; ARGV[1]: now (ms), ARGV[2]: TTL slack (ms). Deletes each key whose remaining TTL
- * is within the slack (past expiresAt, or written without one) and whose stored expiresAt <= now; returns
- * how many. Only candidates are decoded, so a prune of live entries costs one PTTL per key.
+ * KEYS: keys to consider; ARGV[1]: now (ms); ARGV[2]: the TTL threshold (ms). Deletes each key whose
+ * remaining TTL is at most the threshold and whose stored expiresAt <= now; returns how many. Only those
+ * within the threshold are decoded, so a prune of live entries costs one PTTL per key.
  */
 const PRUNE_SCRIPT = `
 local now = tonumber(ARGV[1])
-local slack = tonumber(ARGV[2])
+local threshold = tonumber(ARGV[2])
 local removed = 0
 for _, key in ipairs(KEYS) do
   local ttl = redis.call('PTTL', key)
-  if ttl >= 0 and ttl <= slack then
+  if ttl >= 0 and ttl <= threshold then
     local json = redis.call('GET', key)
     if json then
       local ok, entry = pcall(cjson.decode, json)
@@ -163,10 +164,16 @@ export class RedisStore implements PolicyStore {
 
   async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
     let removed = 0;
+    // A key whose remaining TTL exceeds this cannot be expired by `now` (see the file header).
+    const threshold = this.#ttlSlackMs + Math.max(0, Math.ceil(now - Date.now()));
     for await (const keys of this.#scan()) {
+      // Never more candidates per script call than may still be removed: the limit holds exactly.
+      for (let i = 0; i < keys.length && removed < limit; ) {
+        const batch = keys.slice(i, i + limit - removed);
+        i += batch.length;
+        removed += (await this.#client.eval(PRUNE_SCRIPT, batch.length, ...batch, now, threshold)) as number;
+      }
       if (removed >= limit) break;
-      const batch = keys.slice(0, limit - removed);
-      removed += (await this.#client.eval(PRUNE_SCRIPT, batch.length, ...batch, now, this.#ttlSlackMs)) as number;
     }
     return removed;
   }

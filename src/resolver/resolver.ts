@@ -524,8 +524,10 @@ export class Resolver implements PolicyLookup {
 
   private save(entry: CacheEntry, nextCheckAt = entry.checkedAt + this.options.recheckIntervalMs, refreshAt?: number): void {
     this.remember(entry, nextCheckAt, refreshAt);
+    // Each store reports its own write failures once per run (sqlite: a failed commit; redis: an outage,
+    // with the writes lost counted at its end), so one line per failed write here would only repeat them.
     this.deps.store?.put(entry).catch((err: unknown) => {
-      this.deps.logger.warn({ domain: entry.domain, err: (err as Error).message }, 'cache store write failed');
+      this.deps.logger.debug({ domain: entry.domain, err: (err as Error)?.message ?? String(err) }, 'cache store write failed');
     });
   }
 }

@@ -150,6 +150,27 @@ describe('RedisStore', () => {
     }
   });
 
+  it('prune(now) judges by the `now` it is given, not by the wall clock: a later `now` removes what expires before it', async () => {
+    const keyPrefix = `prune-later:${randomUUID()}:`;
+    const store = await RedisStore.open({ url: lab.url, keyPrefix });
+    try {
+      const now = Date.now();
+      await store.put(makeEntry('a-minute.example', { expiresAt: now + 60_000 }));
+      await store.put(makeEntry('a-day.example', { expiresAt: now + 86_400_000 }));
+      expect(await store.prune(now)).toBe(0);
+      expect(await store.prune(now + 61_000)).toBe(1);
+      expect(await store.get('a-minute.example')).toBeUndefined();
+      expect(await store.get('a-day.example')).toBeDefined();
+      // A key that another daemon rewrote with a later expiry since is kept.
+      await raw.set(`${keyPrefix}a-day.example`, JSON.stringify(makeEntry('a-day.example', { expiresAt: now + 2 * 86_400_000 })), 'PX', 60_000);
+      expect(await store.prune(now + 86_400_000)).toBe(0);
+      expect(await store.count()).toBe(1);
+    } finally {
+      await raw.del(`${keyPrefix}a-minute.example`, `${keyPrefix}a-day.example`);
+      await store.close();
+    }
+  });
+
   it('refuses a URL that is not redis:// or rediss://, naming the config key', () => {
     expect(() => new RedisStore({ url: 'http://127.0.0.1:6379' })).toThrow(/^cache\.redis_url: must start with redis:\/\//);
     expect(() => new RedisStore({ url: '127.0.0.1:6379' })).toThrow(/^cache\.redis_url: not a URL/);
@@ -211,9 +232,33 @@ describe('RedisStore outages', () => {
         ['warn', 'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)'],
         ['info', 'redis cache reachable again'],
       ]);
+      // The 4 put() calls of the 20 above: counted, and said once, at the end of the outage.
+      expect(log.lines[1]!.obj).toMatchObject({ writesLost: 4 });
     } finally {
       await store.close();
       await outage.close();
+    }
+  });
+
+  it('writes that time out with the connection up start a run too: one warning, and one line with the count when Redis answers again', { timeout: 30_000 }, async () => {
+    const hung = await startRedis();
+    const log = recordingLogger();
+    const store = await RedisStore.open({ url: hung.url, keyPrefix: 'hung-writes:', logger: log });
+    try {
+      hung.freeze();
+      for (let i = 0; i < 3; i++) await expect(store.put(makeEntry(`w${i}.example`))).rejects.toThrow(/timed out/i);
+      expect(log.lines.map((l) => l.level)).toEqual(['warn']);
+      hung.thaw();
+      await eventually(() => store.get('w0.example'), 10_000);
+      expect(log.lines.map((l) => [l.level, l.msg])).toEqual([
+        ['warn', 'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)'],
+        ['info', 'redis cache reachable again'],
+      ]);
+      expect(log.lines[1]!.obj).toMatchObject({ writesLost: 3 });
+    } finally {
+      hung.thaw();
+      await store.close();
+      await hung.close();
     }
   });
 

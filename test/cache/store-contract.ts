@@ -195,6 +195,45 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
       expect(new Set(listed.map((e) => e.domain)).size).toBe(1000);
     });
 
+    // RFC 8461 §5.1: past max_age a policy is never used again, so prune() may drop it. Times are around
+    // the wall clock because Redis keeps its own TTLs by it; prune() itself judges by the `now` it is given.
+    it('prune(now) removes exactly the entries past max_age (expiresAt <= now), queued or stored, and counts them', async () => {
+      const now = Date.now();
+      const live = [
+        makeEntry('live-week.example', { expiresAt: now + 7 * 86_400_000 }),
+        makeEntry('live-by-1ms.example', { expiresAt: now + 1 }),
+      ];
+      await store.put(makeEntry('gone-yesterday.example', { expiresAt: now - 86_400_000 }));
+      await store.put(live[0]!);
+      await store.flush();
+      await store.put(makeEntry('gone-at-now.example', { expiresAt: now }));
+      await store.put(live[1]!);
+      expect(await store.prune(now)).toBe(2);
+      expect(await store.get('gone-yesterday.example')).toBeUndefined();
+      expect(await store.get('gone-at-now.example')).toBeUndefined();
+      for (const e of live) expect(await store.get(e.domain)).toStrictEqual(e);
+      expect(await store.count()).toBe(2);
+      expect(await store.prune(now)).toBe(0);
+    });
+
+    it('prune(now, limit) removes at most limit entries; the next call takes the rest', async () => {
+      const now = Date.now();
+      for (let i = 0; i < 7; i++) await store.put(makeEntry(`gone-${i}.example`, { expiresAt: now - 1_000 * (i + 1) }));
+      await store.put(makeEntry('live.example', { expiresAt: now + 3_600_000 }));
+      await store.flush();
+      expect(await store.prune(now, 3)).toBe(3);
+      expect(await store.count()).toBe(5);
+      expect(await store.prune(now)).toBe(4);
+      expect((await collect(store)).map((e) => e.domain)).toEqual(['live.example']);
+    });
+
+    it('prune() of a store where nothing has expired removes nothing', async () => {
+      const now = Date.now();
+      for (let i = 0; i < 20; i++) await store.put(makeEntry(`d${i}.example`, { expiresAt: now + 60_000 * (i + 1) }));
+      expect(await store.prune(now)).toBe(0);
+      expect(await store.count()).toBe(20);
+    });
+
     // Stores without `reopen` (memory) check the same data on the store itself.
     it('durability: after flush(), close() and reopen, every write and delete is there', async () => {
       const entries = Array.from({ length: 50 }, (_, i) => makeEntry(`keep-${i}.example`, { failures: i }));

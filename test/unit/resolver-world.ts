@@ -9,6 +9,7 @@ import { StsError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/cache/memory-store.js';
 import type { DnsClient, TxtAnswer } from '../../src/net/dns.js';
 import type { ResolverObserver } from '../../src/resolver/observer.js';
+import type { PolicyStore } from '../../src/cache/store.js';
 
 export const OPTIONS: ResolverOptions = {
   answerDeadlineMs: 200,
@@ -30,7 +31,13 @@ export const policyText = (mode = 'enforce', maxAge = 86400, mx = 'mx1.example.c
   `version: STSv1\nmode: ${mode}\nmx: ${mx}\nmax_age: ${maxAge}\n`;
 
 /** A world whose TXT answers and policy bodies the test sets and changes. */
-export function world(store = new MemoryStore(), start = 1_000_000_000_000, observer: ResolverObserver = {}, logger: Logger = pino({ level: 'silent' })) {
+export function world(
+  store: PolicyStore = new MemoryStore(),
+  start = 1_000_000_000_000,
+  observer: ResolverObserver = {},
+  logger: Logger = pino({ level: 'silent' }),
+  options: Partial<ResolverOptions> = {},
+) {
   let clock = start;
   const txt = new Map<string, TxtAnswer | StsError>();
   const bodies = new Map<string, string | StsError>();
@@ -57,7 +64,7 @@ export function world(store = new MemoryStore(), start = 1_000_000_000_000, obse
       return { text: b };
     },
   };
-  const resolver = new Resolver({ dns, fetcher, store, logger, observer, now: () => clock }, OPTIONS);
+  const resolver = new Resolver({ dns, fetcher, store, logger, observer, now: () => clock }, { ...OPTIONS, ...options });
   return {
     resolver,
     store,
