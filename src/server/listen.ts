@@ -5,15 +5,10 @@
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from 'pino';
+import { parseListenSpec, type ListenSpec } from '../config/listen-spec.js';
 import { resolveOwnership, type UnixOwnership } from './unix-owner.js';
 
-const TCP_PREFIX = 'tcp:';
-const UNIX_PREFIX = 'unix:';
-const MAX_PORT = 65_535;
-/** Linux sockaddr_un.sun_path is 108 bytes including the terminating NUL (unix(7)). */
-const UNIX_PATH_MAX_BYTES = 107;
 /** How long a probe of an existing unix socket file may take before we assume something answers. */
 const STALE_PROBE_TIMEOUT_MS = 1_000;
 /** At most one "connection limit reached" log line per this interval, with a count of the rest. */
@@ -21,9 +16,8 @@ const LIMIT_LOG_INTERVAL_MS = 10_000;
 /** How long close() lets connections finish their outstanding replies before cutting them. */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
-export type ListenSpec =
-  | { kind: 'tcp'; spec: string; host: string; port: number }
-  | { kind: 'unix'; spec: string; path: string };
+// The one parser of listen addresses, shared with config validation (src/config/listen-spec.ts).
+export { parseListenSpec, type ListenSpec } from '../config/listen-spec.js';
 
 /** Where a listener ended up: for tcp, `port` is the bound port (useful with port 0). */
 export type BoundAddress = ListenSpec;
@@ -95,49 +89,6 @@ export interface Listeners {
   prepareUpdate(specs: readonly (string | ListenSpec)[], options?: ListenerChanges): Promise<PendingListenerUpdate>;
   /** Stops accepting, ends open connections gracefully, removes unix socket files. Idempotent. */
   close(): Promise<void>;
-}
-
-/** `tcp:HOST:PORT`, `tcp:[IPv6]:PORT` or `unix:/absolute/path` (config `socketmap.listen`). */
-export function parseListenSpec(spec: string): ListenSpec {
-  const bad = (why: string): Error =>
-    new Error(
-      `invalid listen address "${spec}": ${why} (expected tcp:HOST:PORT, tcp:[IPv6]:PORT or unix:/absolute/path)`,
-    );
-  if (spec.startsWith(UNIX_PREFIX)) {
-    const file = spec.slice(UNIX_PREFIX.length);
-    if (file === '') throw bad('empty path');
-    if (!path.isAbsolute(file)) throw bad('the path must be absolute');
-    if (file.includes('\0')) throw bad('the path contains a NUL byte');
-    if (Buffer.byteLength(file) > UNIX_PATH_MAX_BYTES) {
-      throw bad(`the path is longer than ${UNIX_PATH_MAX_BYTES} bytes`);
-    }
-    return { kind: 'unix', spec, path: file };
-  }
-  if (spec.startsWith(TCP_PREFIX)) {
-    const rest = spec.slice(TCP_PREFIX.length);
-    let host: string;
-    let portText: string;
-    if (rest.startsWith('[')) {
-      const close = rest.indexOf(']');
-      if (close < 0) throw bad('missing "]"');
-      host = rest.slice(1, close);
-      if (!net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address`);
-      if (rest[close + 1] !== ':') throw bad('missing ":PORT"');
-      portText = rest.slice(close + 2);
-    } else {
-      const colon = rest.lastIndexOf(':');
-      if (colon < 0) throw bad('missing ":PORT"');
-      host = rest.slice(0, colon);
-      portText = rest.slice(colon + 1);
-      if (host.includes(':')) throw bad('IPv6 addresses must be in brackets');
-      if (!/^[A-Za-z0-9.-]+$/.test(host)) throw bad(host === '' ? 'empty host' : `bad host "${host}"`);
-    }
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) > MAX_PORT) {
-      throw bad(`bad port "${portText}"`);
-    }
-    return { kind: 'tcp', spec, host, port: Number(portText) };
-  }
-  throw bad('unknown scheme');
 }
 
 /**
