@@ -1,31 +1,18 @@
-import { spawn } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+/**
+ * SqliteStore in this process: the store contract, the write queue, files that are not (or no longer)
+ * usable databases, and lock contention. A writer killed mid-write is test/cache/sqlite-store-crash.test.ts.
+ */
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/cache/open-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError, SqliteStore } from '../../src/cache/sqlite-store.js';
-import type { CacheEntry } from '../../src/cache/store.js';
+import { sleep, waitFor } from '../lab/wait.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
+import { describeByteBound } from './byte-bound.js';
 import { recordingLogger } from './recording-logger.js';
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let root: string;
 let seq = 0;
@@ -42,13 +29,17 @@ function freshDir(): string {
   return dir;
 }
 
-
 describeCacheStore('SqliteStore', async () => {
   const path = join(freshDir(), 'cache.db');
   return {
     store: new SqliteStore({ path }),
     reopen: async () => new SqliteStore({ path }),
   };
+});
+
+describeByteBound('SqliteStore', async (maxBytes) => {
+  const store = new SqliteStore({ path: join(freshDir(), 'cache.db'), maxBytes });
+  return { store, bytes: () => store.bytes };
 });
 
 describe('SqliteStore', () => {
@@ -93,9 +84,7 @@ describe('SqliteStore', () => {
       await store.put(makeEntry('timer.example'));
       expect(await store.get('timer.example')).toStrictEqual(makeEntry('timer.example'));
       expect(onDisk()).toBe(0);
-      const deadline = Date.now() + 5_000;
-      while (onDisk() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      expect(onDisk()).toBe(1);
+      await waitFor(() => onDisk() === 1, 'the flush timer to commit the write');
 
       await store.put(makeEntry('explicit.example'));
       expect(onDisk()).toBe(1);
@@ -265,7 +254,10 @@ describe('SqliteStore', () => {
     other.exec('BEGIN IMMEDIATE');
     try {
       await store.put(makeEntry('example.com'));
-      await new Promise((r) => setTimeout(r, 150)); // several retries, all SQLITE_BUSY
+      await waitFor(() => log.lines.length > 0, 'the first failed commit to be logged');
+      // Behaviour under test, not synchronisation: a stretch of about seven more retries (every 20 ms),
+      // all SQLITE_BUSY, must add no log line.
+      await sleep(150);
       expect(await store.get('example.com')).toStrictEqual(makeEntry('example.com'));
       expect(log.lines.map((l) => [l.level, l.msg])).toEqual([
         ['error', 'cache database write failed; keeping the writes queued and retrying'],
@@ -274,163 +266,10 @@ describe('SqliteStore', () => {
       other.exec('COMMIT');
       other.close();
     }
-    const deadline = Date.now() + 5_000;
-    while (log.lines.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => log.lines.length >= 2, 'a retry after the lock is released to succeed and say so');
     expect(log.lines.map((l) => [l.level, l.msg])[1]).toEqual(['info', 'cache database writes succeed again']);
     const raw = new Database(path, { readonly: true });
     expect(raw.prepare('SELECT domain FROM policy').all()).toEqual([{ domain: 'example.com' }]);
     raw.close();
   });
 });
-
-/**
- * A child process runs the real SqliteStore (transpiled from src/ into a temporary tree) and writes in a
- * tight loop, reporting each committed total on stdout. We SIGKILL it at a random moment, then check the
- * file opens without being moved aside, passes integrity_check, holds at least every reported commit, and
- * that every row is intact.
- */
-describe('SqliteStore crash safety', () => {
-  const ROUNDS = 20;
-
-  /** The child's entry for index i, generation gen (rewrites bump gen); the parent rebuilds it to compare. */
-  const ENTRY_JS = `
-    function crashEntry(i, gen) {
-      const domain = 'd' + i + '.crash.example';
-      return {
-        domain, id: 'id' + i + 'g' + gen,
-        policy: { version: 'STSv1', mode: i % 2 ? 'enforce' : 'testing', maxAge: 86400 + i, mx: [{ wildcard: true, domain: 'mx' + i + '.example' }], extensions: [] },
-        text: ('policy ' + i + ' gen ' + gen + ';').repeat(1 + ((i * 7 + gen) % 150)),
-        fetchedAt: 1000 + i, expiresAt: 2000 + i, checkedAt: 3000 + gen,
-        lastError: gen % 3 ? { reason: 'dns', message: 'gen ' + gen, at: gen } : null,
-        failures: gen,
-      };
-    }`;
-  const crashEntry = new Function(`${ENTRY_JS}; return crashEntry;`)() as (i: number, gen: number) => CacheEntry;
-
-  const CHILD_JS = `
-    import { SqliteStore } from './src/cache/sqlite-store.js';
-    ${ENTRY_JS}
-    const store = new SqliteStore({ path: process.argv[2], flushIntervalMs: 1, flushMaxEntries: 25 });
-    let n = await store.count();
-    for (let round = 1; round <= 1_000_000; round++) {
-      for (let k = 0; k < 20; k++) await store.put(crashEntry(n + k, 0));
-      for (let k = 0; k < 5 && n > 0; k++) await store.put(crashEntry((round * 37 + k) % n, round));
-      await store.flush();
-      n += 20;
-      process.stdout.write(n + '\\n');
-      if (round % 10 === 0) await new Promise((r) => setImmediate(r));
-    }
-  `;
-
-  let work: string;
-  beforeAll(() => {
-    work = mkdtempSync(join(tmpdir(), 'mta-sts-crash-'));
-    transpileTree(join(REPO, 'src/cache/sqlite-store.ts'), work);
-    symlinkSync(join(REPO, 'node_modules'), join(work, 'node_modules'));
-    writeFileSync(join(work, 'package.json'), '{ "type": "module" }\n');
-    writeFileSync(join(work, 'writer.js'), CHILD_JS);
-  });
-  afterAll(() => {
-    rmSync(work, { recursive: true, force: true });
-  });
-
-  it(`a writer SIGKILLed at ${ROUNDS} random moments never leaves an unreadable database`, { timeout: 120_000 }, async () => {
-    const dir = freshDir();
-    const path = join(dir, 'cache.db');
-    let committed = 0;
-    let killedMidWrite = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      // Every fifth round the kill may land during start-up (open, migration); the rest land mid-loop.
-      const early = round % 5 === 0;
-      const run = await runAndKill(work, path, early ? 0 : 1, Math.random() * (early ? 150 : 60));
-      if (run.reported > 0) killedMidWrite++;
-      committed = Math.max(committed, run.reported);
-
-      if (existsSync(path)) {
-        const raw = new Database(path, { readonly: true });
-        expect(raw.pragma('integrity_check', { simple: true })).toBe('ok');
-        raw.close();
-      } else {
-        expect(run.reported).toBe(0); // killed before it even created the file
-      }
-
-      const log = recordingLogger();
-      const store = new SqliteStore({ path, logger: log });
-      try {
-        expect(log.lines).toEqual([]);
-        const count = await store.count();
-        expect(count).toBeGreaterThanOrEqual(committed);
-        committed = count;
-        if (count > 0) {
-          const i = Math.floor(Math.random() * count);
-          const got = await store.get(`d${i}.crash.example`);
-          expect(got).toStrictEqual(crashEntry(i, got!.failures));
-        }
-        let listed = 0;
-        for await (const entry of store.list()) {
-          listed++;
-          const i = Number(/^d(\d+)\./.exec(entry.domain)![1]);
-          expect(entry).toStrictEqual(crashEntry(i, entry.failures));
-        }
-        expect(listed).toBe(count);
-      } finally {
-        await store.close();
-      }
-    }
-    expect(readdirSync(dir).filter((f) => f.includes('corrupt'))).toEqual([]);
-    expect(killedMidWrite).toBeGreaterThanOrEqual(ROUNDS - ROUNDS / 5);
-    expect(committed).toBeGreaterThan(0);
-  });
-});
-
-/** Spawn the writer; once it has reported `afterLines` commits, wait `delayMs` and SIGKILL it. */
-async function runAndKill(work: string, path: string, afterLines: number, delayMs: number): Promise<{ reported: number }> {
-  const child = spawn(process.execPath, [join(work, 'writer.js'), path], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => {
-    if (err.length < 4096) err += c.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    child.once('exit', (code, signal) => res({ code, signal })),
-  );
-  try {
-    const deadline = Date.now() + 10_000;
-    while (out.split('\n').length - 1 < afterLines && child.exitCode === null && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    if (child.exitCode !== null) throw new Error(`writer exited on its own (${child.exitCode}): ${err}`);
-    if (out.split('\n').length - 1 < afterLines) throw new Error(`writer reported nothing within 10 s: ${err}`);
-    await new Promise((r) => setTimeout(r, delayMs));
-  } finally {
-    child.kill('SIGKILL');
-  }
-  const { signal } = await exited;
-  expect(signal).toBe('SIGKILL');
-  const lines = out.split('\n').filter((l) => l !== '');
-  return { reported: lines.length === 0 ? 0 : Number(lines.at(-1)) };
-}
-
-/** Transpile `entry` and every relative import it reaches into `outDir`, keeping paths relative to the repo. */
-function transpileTree(entry: string, outDir: string): void {
-  const todo = [entry];
-  const done = new Set<string>();
-  for (let i = 0; i < 200 && todo.length > 0; i++) {
-    const file = todo.pop()!;
-    if (done.has(file)) continue;
-    done.add(file);
-    const source = readFileSync(file, 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    });
-    const target = join(outDir, relative(REPO, file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, outputText);
-    for (const m of outputText.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
-      todo.push(resolve(dirname(file), `${m[1]}.ts`));
-    }
-  }
-  if (todo.length > 0) throw new Error('transpileTree: import graph larger than expected');
-}

@@ -4,7 +4,7 @@
  * (from the hot tier, and from the network for new domains), the cause is logged once, and the store
  * recovers by itself: what was learned during the fault is in the store afterwards (checked by a
  * restarted daemon whose DNS is dead, so only the store can answer). SIGKILL during writes is covered by
- * test/integration/persistence.test.ts and test/cache/sqlite-store.test.ts.
+ * test/integration/persistence.test.ts and test/cache/sqlite-store-crash.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, unlinkSync, readdirSync } from 'node:fs';

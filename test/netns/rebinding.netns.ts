@@ -1,5 +1,5 @@
 /**
- * Runs inside a network namespace made by test/faults/hostile-peers.test.ts (`unshare --net`), where
+ * Runs inside a network namespace made by test/faults/rebinding-netns.test.ts (`unshare --net`), where
  * 192.0.3.1 is a local address that isPublicAddress() counts as public. There a policy host can "move"
  * from a public address to loopback between two fetches, as a hostile DNS would make it: the fetcher
  * looks the host up again for every connection and refuses the loopback answer; and a mixed answer
@@ -17,7 +17,7 @@ const LOOPBACK = '127.0.0.1';
 const HOST = 'mta-sts.rebind.example';
 const BODY = 'version: STSv1\nmode: enforce\nmx: mx.rebind.example\nmax_age: 86400\n';
 
-if (process.env.MTA_STS_NETNS !== '1') throw new Error('run from test/faults/hostile-peers.test.ts, inside unshare --net');
+if (process.env.MTA_STS_NETNS !== '1') throw new Error('run from test/faults/rebinding-netns.test.ts, inside unshare --net');
 
 let ca: TestCa;
 const servers: Server[] = [];

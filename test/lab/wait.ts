@@ -1,0 +1,68 @@
+/**
+ * Waiting in tests for something to happen, bounded by a deadline. A fixed sleep standing in for "it
+ * has happened by now" fails on a loaded machine and wastes time on an idle one; these return as soon
+ * as the event is there, and fail naming what never came.
+ *
+ * A sleep may stay where the passing of time is itself the behaviour under test (a slow peer, an idle
+ * timeout, "nothing more happens during this stretch"); say so in a comment at the sleep.
+ */
+
+/** How long a test waits for an event before failing, unless it says otherwise. */
+export const WAIT_MS = 5_000;
+/** How often waitFor() checks its condition. */
+export const POLL_MS = 5;
+
+/**
+ * Resolves once `cond()` holds; rejects naming `what` after `timeoutMs`. Checks at once, then every
+ * POLL_MS: bounded, at most timeoutMs / POLL_MS + 1 checks. A `cond` that throws fails the wait.
+ */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
+  const checks = Math.ceil(timeoutMs / POLL_MS);
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i <= checks; i++) {
+    if (await cond()) return;
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** `promise`'s outcome, or a rejection naming `what` once `timeoutMs` has passed. */
+export function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A promise that the code under test, or a stand-in for its collaborator, resolves when something
+ * happens (a lookup started, a connection accepted), so that a test can wait for exactly that.
+ */
+export interface Signal {
+  readonly happened: Promise<void>;
+  readonly fired: boolean;
+  fire(): void;
+}
+
+export function signal(): Signal {
+  let fire!: () => void;
+  let fired = false;
+  const happened = new Promise<void>((r) => (fire = r));
+  return {
+    happened,
+    get fired() {
+      return fired;
+    },
+    fire() {
+      fired = true;
+      fire();
+    },
+  };
+}
+
+/** Resolves after `ms`: only for a stretch of time that is itself what the test is about (see above). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
