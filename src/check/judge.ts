@@ -14,7 +14,7 @@ import type { CertificateFacts, StartTlsProbe } from '../net/starttls-probe.js';
 import { patternText } from '../answer/postfix.js';
 import { RFC8461 } from '../config/defaults.js';
 import { hostnameProblem, mxMatches } from '../sts/mx.js';
-import { parsePolicy } from '../sts/policy.js';
+import { diagnosePolicy, type PolicyDiagnosis } from '../sts/policy.js';
 import { TLSRPT_PREFIX, ruaProblem, selectTlsRptRecord } from '../sts/tlsrpt.js';
 import { selectStsRecord } from '../sts/txt.js';
 import type { Policy } from '../sts/types.js';
@@ -246,38 +246,100 @@ function tail(message: string, url: string): string {
 
 /* ------------------------------------------------------------------ policy */
 
-/** RFC 8461 §3.2 grammar, the mode, and max_age sanity. */
+/**
+ * RFC 8461 §3.2 grammar, the mode, and max_age sanity. Every grammar problem is a failure; every deviation
+ * the daemon forgives (src/sts/types.ts Deviation) is a warning with its line and fix, because stricter
+ * senders refuse the whole policy over it.
+ */
 export function judgePolicy(body: string | { error: string }): { step: Step; policy?: Policy } {
   const text = typeof body === 'string' ? body : undefined;
   const grammarFix = 'follow the RFC 8461 §3.2 grammar: "version: STSv1", "mode: testing|enforce|none", "max_age: <seconds>", one "mx: <host or *.domain>" line per MX, LF or CRLF line ends';
   if (text === undefined) return { step: step('policy', fail((body as { error: string }).error, grammarFix)) };
-  let policy: Policy;
-  try {
-    policy = parsePolicy(text);
-  } catch (err) {
-    if (!isStsError(err)) throw err;
-    return { step: step('policy', fail(err.message, grammarFix), { details: { text } }) };
+  const diagnosis = diagnosePolicy(text);
+  const forgiven = deviationFindings(diagnosis, text);
+  const deviations = diagnosis.deviations.length > 0 ? { deviations: diagnosis.deviations } : {};
+  const { policy } = diagnosis;
+  if (policy === undefined) {
+    const found = fail(diagnosis.problems.join('; '), grammarFix);
+    return { step: step('policy', combine(found, forgiven), { details: { text, problems: diagnosis.problems, ...deviations } }) };
   }
   const mx = policy.mx.map(patternText);
-  const details = { mode: policy.mode, max_age: policy.maxAge, mx, text };
+  const details = { mode: policy.mode, max_age: policy.maxAge, mx, text, ...deviations };
   const summary = `mode ${policy.mode}, max_age ${policy.maxAge} s (${duration(policy.maxAge)})${mx.length ? `, mx ${mx.join(', ')}` : ''}`;
+  let found: Finding = pass(summary);
   if (policy.mode === 'none') {
-    return {
-      step: step('policy', warn(`${summary}: senders drop the policy`, 'if you are removing MTA-STS, keep serving this until every earlier max_age has passed (RFC 8461 §8.3); otherwise use mode: testing or enforce'), { details }),
-      policy,
-    };
+    found = warn(`${summary}: senders drop the policy`, 'if you are removing MTA-STS, keep serving this until every earlier max_age has passed (RFC 8461 §8.3); otherwise use mode: testing or enforce');
+  } else if (policy.mode === 'enforce' && policy.maxAge < JUDGE.ENFORCE_MIN_MAX_AGE_SECONDS) {
+    found = warn(
+      `${summary}: under a day, so senders' cached policy lapses quickly and an attacker who blocks the refresh can strip TLS (RFC 8461 §10.2)`,
+      `use a max_age of weeks (RFC 8461 §3.2), e.g. ${JUDGE.SUGGESTED_MAX_AGE_SECONDS}, then bump the TXT id`,
+    );
   }
-  if (policy.mode === 'enforce' && policy.maxAge < JUDGE.ENFORCE_MIN_MAX_AGE_SECONDS) {
-    return {
-      step: step(
-        'policy',
-        warn(`${summary}: under a day, so senders' cached policy lapses quickly and an attacker who blocks the refresh can strip TLS (RFC 8461 §10.2)`, `use a max_age of weeks (RFC 8461 §3.2), e.g. ${JUDGE.SUGGESTED_MAX_AGE_SECONDS}, then bump the TXT id`),
-        { details },
+  return { step: step('policy', combine(found, forgiven), { details }), policy };
+}
+
+/** Why a forgiven deviation still matters to the domain owner: not every sender forgives it. */
+const STRICT_SENDERS = 'strict senders such as mox treat this policy as missing';
+
+/**
+ * One warning per kind and place of forgiven deviation: the BOM, empty lines at the start, between fields
+ * and at the end (consecutive lines named together), each mx value with a trailing dot.
+ */
+function deviationFindings(diagnosis: PolicyDiagnosis, text: string): Finding[] {
+  const { deviations, lineCount } = diagnosis;
+  const findings: Finding[] = [];
+  const lines = text.replace(/^\ufeff/, '').split('\n');
+  const empty = new Set(deviations.filter((d) => d.rule === 'empty-line').map((d) => d.line));
+  // An empty line is at the start (end) when every line before (after) it is empty too.
+  const atStart = (line: number) => [...Array(line - 1).keys()].every((i) => empty.has(i + 1));
+  const atEnd = (line: number) => [...Array(lineCount - line).keys()].every((i) => empty.has(line + i + 1));
+  const places: Record<'start' | 'end' | 'between', number[]> = { start: [], end: [], between: [] };
+  for (const line of [...empty].sort((a, b) => a - b)) {
+    places[atStart(line) ? 'start' : atEnd(line) ? 'end' : 'between'].push(line);
+  }
+  for (const d of deviations) {
+    if (d.rule === 'bom') {
+      findings.push(warn(`line ${d.line}: a UTF-8 byte order mark (BOM) before the first field`, `save the file as UTF-8 without a BOM: ${STRICT_SENDERS}`));
+    } else if (d.rule === 'mx-trailing-dot') {
+      const value = (lines[d.line - 1] ?? '').replace(/\r$/, '').replace(/^mx:[ \t]*/, '').trim();
+      findings.push(warn(`line ${d.line}: mx value ${JSON.stringify(value)} ends in a dot`, `write it as "mx: ${value.replace(/\.$/, '')}", without the final dot: ${STRICT_SENDERS}`));
+    }
+  }
+  for (const where of ['start', 'between', 'end'] as const) {
+    const at = places[where];
+    if (at.length === 0) continue;
+    const one = at.length === 1;
+    const place = where === 'between' ? 'between fields' : `at the ${where}`;
+    findings.push(
+      warn(
+        `${one ? 'line' : 'lines'} ${lineList(at)}: empty ${one ? 'line' : 'lines'} ${place} (RFC 8461 §3.2 has a field on every line)`,
+        `remove the empty ${one ? 'line' : 'lines'} ${place}: ${STRICT_SENDERS}`,
       ),
-      policy,
-    };
+    );
   }
-  return { step: step('policy', pass(summary), { details }), policy };
+  return findings;
+}
+
+/** "3", "3-5", "2, 4, 6": runs of consecutive line numbers joined. */
+function lineList(lines: number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < lines.length; ) {
+    let j = i;
+    while (j + 1 < lines.length && lines[j + 1] === lines[j]! + 1) j++;
+    runs.push(i === j ? `${lines[i]}` : `${lines[i]}-${lines[j]}`);
+    i = j + 1;
+  }
+  return runs.join(', ');
+}
+
+/** The step's one finding: the worst status, every reason and every distinct fix, in order. */
+function combine(first: Finding, more: Finding[]): Finding {
+  if (more.length === 0) return first;
+  const all = [first, ...more];
+  const status: Status = all.some((f) => f.status === 'fail') ? 'fail' : 'warn';
+  const reason = all.filter((f) => f.status !== 'pass' || f === first).map((f) => f.reason).join('; ');
+  const fixes = [...new Set(all.flatMap((f) => (f.fix ? [f.fix] : [])))];
+  return { status, reason, fix: fixes.join('; ') };
 }
 
 function duration(seconds: number): string {

@@ -185,6 +185,53 @@ describe('judgePolicy: RFC 8461 §3.2 and max_age sanity', () => {
   });
 });
 
+describe('judgePolicy: every deviation, forgiven or not, with its line, rule and fix', () => {
+  const ENFORCE = 'version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n';
+  const judged = (text: string) => judgePolicy(text).step;
+
+  // [case, policy text, status, reason, fix]
+  it.each<[string, string, Status, RegExp, RegExp]>([
+    ['an empty line at the end', `${ENFORCE}\n`, 'warn', /line 5: empty line at the end/,
+      /^remove the empty line at the end: strict senders such as mox treat this policy as missing$/],
+    ['CRLF empty lines at the end', ENFORCE.replace(/\n/g, '\r\n') + '\r\n\r\n', 'warn', /lines 5-6: empty lines at the end/, /remove the empty lines at the end/],
+    ['an empty line at the start', `\n${ENFORCE}`, 'warn', /line 1: empty line at the start/, /remove the empty line at the start/],
+    ['empty lines between every field', ENFORCE.replace(/\n/g, '\n\n'), 'warn', /lines 2, 4, 6: empty lines between fields .*; line 8: empty line at the end/,
+      /remove the empty lines between fields: .*; remove the empty line at the end/],
+    ['a whitespace-only line', `version: STSv1\n \t\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n`, 'warn', /line 2: empty line between fields/, /remove the empty line between fields/],
+    ['mx with a trailing dot', ENFORCE.replace('mx1.example.com', 'mx1.example.com.'), 'warn', /line 3: mx value "mx1\.example\.com\." ends in a dot/,
+      /write it as "mx: mx1\.example\.com", without the final dot: strict senders such as mox/],
+    ['a wildcard mx with a trailing dot', ENFORCE.replace('mx1.example.com', '*.example.com.'), 'warn', /line 3: mx value "\*\.example\.com\." ends in a dot/,
+      /"mx: \*\.example\.com", without the final dot/],
+    ['a BOM', `\ufeff${ENFORCE}`, 'warn', /line 1: a UTF-8 byte order mark/, /save the file as UTF-8 without a BOM/],
+  ])('%s: warned', (_case, text, status, reason, fix) => {
+    const step = judged(text);
+    expect(step).toMatchObject({ id: 'policy', status, reason: expect.stringMatching(reason), fix: expect.stringMatching(fix) });
+    // The policy is read as its publisher meant it, and the deviations are in the --json details.
+    expect(step.reason).toMatch(/^mode enforce, max_age 604800 s \(7 d\), mx [^;]+; /);
+    expect((step.details as { deviations: unknown[] }).deviations.length).toBeGreaterThan(0);
+    expect(judgePolicy(text).policy?.mode).toBe('enforce');
+  });
+
+  it('a clean policy has no deviations in its details', () => {
+    expect(judged(ENFORCE).details).not.toHaveProperty('deviations');
+  });
+
+  it('an empty line in a failing policy is warned about beside every grammar problem', () => {
+    const step = judged('version: STSv1\nmode: enforced\n  max_age: 604800\nmx: alt*.example.com\nmx: mx1.example.com.\n\n');
+    expect(step.status).toBe('fail');
+    expect(step.reason).toMatch(/^line 2: mode must be .*; line 3: leading whitespace .*; line 4: mx "alt\*\.example\.com": "\*" only as a whole leftmost label .*; line 5: mx value "mx1\.example\.com\." ends in a dot; line 6: empty line at the end/);
+    expect(step.fix).toMatch(/^follow the RFC 8461 §3\.2 grammar.*; write it as "mx: mx1\.example\.com".*; remove the empty line at the end: strict senders/);
+    expect(step.details).toMatchObject({ problems: [expect.stringMatching(/^line 2/), expect.stringMatching(/^line 3/), expect.stringMatching(/^line 4/), expect.stringMatching(/^missing max_age/)] });
+  });
+
+  it('warnings of the policy itself come first, the deviations after them', () => {
+    const step = judged('version: STSv1\nmode: none\nmax_age: 86400\n\n');
+    expect(step.status).toBe('warn');
+    expect(step.reason).toMatch(/senders drop the policy; line 4: empty line at the end/);
+    expect(step.fix).toMatch(/^if you are removing MTA-STS.*; remove the empty line at the end/);
+  });
+});
+
 describe('judgeMxRecords', () => {
   it('lists the MX hosts by priority, without trailing dots, lower case, once each', () => {
     const { step, hosts } = judgeMxRecords(D, {
