@@ -15,6 +15,7 @@ import { eximLookupHandler } from '../../src/server/exim/lookup.js';
 import { eximServerOptions, serveEximConnection, type EximServerOptions } from '../../src/server/exim/session.js';
 import { startListeners, type Listeners } from '../../src/server/listen.js';
 import type { Policy } from '../../src/sts/types.js';
+import { waitFor } from '../lab/wait.js';
 
 const WAIT_MS = 3_000;
 const silent = pino({ level: 'silent' });
@@ -47,6 +48,18 @@ class StubResolver implements PolicyLookup {
     }
     return { kind: 'none', domain, why: 'no-record' };
   }
+
+  /** Resolves once a lookup of `domain` has started (it may be held at the gate). */
+  started(domain: string): Promise<void> {
+    return waitFor(() => this.asked.includes(domain), `the lookup of ${domain} to start`);
+  }
+}
+
+/** What the server side of one connection has seen so far: for waiting on it, never for steering it. */
+interface ServerSide {
+  received: number;
+  ended: boolean;
+  closed: boolean;
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -58,11 +71,25 @@ async function serve(options: Partial<EximServerOptions> = {}, specs = ['tcp:127
   const resolver = new StubResolver();
   const opts = eximServerOptions(options);
   const handler = eximLookupHandler(resolver);
-  const listeners: Listeners = await startListeners(specs, (socket) => serveEximConnection(socket, handler, opts, silent), opts, silent);
+  const accepted: ServerSide[] = [];
+  const onConnection = (socket: net.Socket) => {
+    const control = serveEximConnection(socket, handler, opts, silent);
+    // Registered after the session's own listeners: when these run, the session has handled the event.
+    const side: ServerSide = { received: 0, ended: false, closed: false };
+    accepted.push(side);
+    socket.on('data', (b: Buffer) => (side.received += b.length));
+    socket.on('end', () => (side.ended = true));
+    socket.on('close', () => (side.closed = true));
+    return control;
+  };
+  const listeners: Listeners = await startListeners(specs, onConnection, opts, silent);
   cleanups.push(() => listeners.close());
   const first = listeners.addresses[0]!;
   const where: net.NetConnectOpts = first.kind === 'tcp' ? { host: '127.0.0.1', port: first.port } : { path: first.path };
-  return { resolver, listeners, where };
+  /** Resolves once the server side of connection `i` (in accept order) satisfies `cond`. */
+  const server = (i: number, cond: (side: ServerSide) => boolean, what: string) =>
+    waitFor(() => accepted[i] !== undefined && cond(accepted[i]), `server side of connection ${i}: ${what}`);
+  return { resolver, listeners, where, server };
 }
 
 interface Exchange {
@@ -73,10 +100,10 @@ interface Exchange {
 }
 
 /**
- * One exchange: connect, send `chunks` (a number means: wait that many ms), half-close when `halfClose`,
- * and read until the server closes. Fails the test if the server keeps the connection open.
+ * One exchange: connect, send `chunks` (a function means: wait for what it waits for), half-close when
+ * `halfClose`, and read until the server closes. Fails the test if the server keeps the connection open.
  */
-function exchange(where: net.NetConnectOpts, chunks: Array<string | Buffer | number>, halfClose: boolean): Promise<Exchange> {
+function exchange(where: net.NetConnectOpts, chunks: Array<string | Buffer | (() => Promise<void>)>, halfClose: boolean): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(where);
     let reply = '';
@@ -93,7 +120,7 @@ function exchange(where: net.NetConnectOpts, chunks: Array<string | Buffer | num
     });
     socket.once('connect', async () => {
       for (const c of chunks) {
-        if (typeof c === 'number') await new Promise((r) => setTimeout(r, c));
+        if (typeof c === 'function') await c();
         else if (!socket.destroyed) socket.write(c);
       }
       if (halfClose && !socket.destroyed) {
@@ -145,8 +172,10 @@ describe('Exim protocol: requests and replies', () => {
   });
 
   it('a request split over several packets is put together', async () => {
-    const { where } = await serve();
-    const r = await exchange(where, ['pol', 20, 'icy enf', 20, 'orce.example', 20, '\n'], false);
+    const { where, server } = await serve();
+    // Each piece is read by the server before the next is sent: four reads, one request.
+    const read = (n: number) => () => server(0, (s) => s.received === n, `${n} bytes read`);
+    const r = await exchange(where, ['pol', read(3), 'icy enf', read(10), 'orce.example', read(22), '\n'], false);
     expect(r.reply).toMatch(/^mode=enforce /);
   });
 
@@ -165,11 +194,13 @@ describe('Exim protocol: requests and replies', () => {
   });
 
   it('a second line arriving while the lookup runs turns the answer into an error', async () => {
-    const { where, resolver } = await serve();
+    const { where, resolver, server } = await serve();
     let open!: () => void;
     resolver.gate = new Promise((r) => (open = r));
-    const pending = exchange(where, ['policy plain.example\n', 30, 'policy enforce.example\n', 30], true);
-    await new Promise((r) => setTimeout(r, 100));
+    const lines = ['policy plain.example\n', 'policy enforce.example\n'];
+    const pending = exchange(where, [lines[0]!, () => resolver.started('plain.example'), lines[1]!], true);
+    const all = lines.join('').length;
+    await server(0, (s) => s.received === all && s.ended, 'the second line and the half-close read during the lookup');
     open();
     expect((await pending).reply).toBe('error="more than one request line"\n');
     expect(resolver.asked).toEqual(['plain.example']);
@@ -242,17 +273,18 @@ describe('Exim protocol: bad requests get one error line and the connection clos
   });
 
   it('a peer that resets while its lookup runs harms nobody else', async () => {
-    const { where, resolver } = await serve();
+    const { where, resolver, server } = await serve();
     let open!: () => void;
     resolver.gate = new Promise((r) => (open = r));
     const rude = net.connect(where);
     rude.on('error', () => {});
     await new Promise((r) => rude.once('connect', r));
     rude.write('policy enforce.example\n');
+    await resolver.started('enforce.example');
     const polite = readsocket(where, 'policy plain.example');
-    await new Promise((r) => setTimeout(r, 50));
+    await resolver.started('plain.example');
     rude.resetAndDestroy();
-    await new Promise((r) => setTimeout(r, 50));
+    await server(0, (s) => s.closed, 'the reset seen');
     open();
     expect((await polite).reply).toBe('mode=none reason=no-record\n');
   });
@@ -264,7 +296,7 @@ describe('Exim protocol: shutdown', () => {
     let open!: () => void;
     resolver.gate = new Promise((r) => (open = r));
     const pending = readsocket(where, 'policy enforce.example');
-    await new Promise((r) => setTimeout(r, 50));
+    await resolver.started('enforce.example');
     const closed = listeners.close();
     open();
     expect((await pending).reply).toMatch(/^mode=enforce /);
@@ -272,9 +304,9 @@ describe('Exim protocol: shutdown', () => {
   });
 
   it('close() ends a connection that has not sent its request, without a reply', async () => {
-    const { where, listeners } = await serve();
+    const { where, listeners, server } = await serve();
     const waiting = exchange(where, [], false);
-    await new Promise((r) => setTimeout(r, 50));
+    await server(0, () => true, 'accepted');
     await listeners.close();
     expect(await waiting).toEqual({ reply: '', serverClosed: true });
   });
