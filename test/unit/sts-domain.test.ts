@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type DomainKey, normalizeDomainKey } from '../../src/sts/domain.js';
+import { type DomainKey, KEY_SKIP_REASONS, type KeySkipReason, keySkipReason, normalizeDomainKey } from '../../src/sts/domain.js';
 
 const domain = (d: string): DomainKey => ({ kind: 'domain', domain: d });
 const skip = (why: Extract<DomainKey, { kind: 'skip' }>['why']): DomainKey => ({ kind: 'skip', why });
@@ -53,58 +53,74 @@ describe('normalizeDomainKey: lookup key -> domain to resolve', () => {
     ['LOCALHOST.', skip('single-label'), 'single label, case and trailing dot'],
     ['com', skip('single-label'), 'bare TLD'],
     ['localhost:25', skip('single-label'), 'single label with port'],
+    // Keys Postfix really sends for a relayhost or transport next hop (issue 13): never an error.
+    ['[smtp_relay.corp]', skip('next-hop'), 'bracketed relayhost with an underscore: no lookup, so no LDH rule'],
+    ['[relay_1.example.com]:587', skip('next-hop'), 'bracketed relayhost with an underscore and a port'],
+    ['[a..b]', skip('next-hop'), 'whatever is inside the brackets, Postfix connects to it as given'],
+    ['192.0.2.1.', skip('address-literal'), 'an IPv4 address written as an absolute name'],
+    ['192.0.2.1.:25', skip('address-literal'), 'the same with a port'],
   ];
   it.each(skipped)('%j -> skip (%s)', (key, want) => {
     expect(normalizeDomainKey(key)).toEqual(want);
   });
 
-  // [key, reason pattern, rule]
-  const invalid: Array<[string, RegExp, string]> = [
-    ['', /empty/, 'empty key'],
-    ['.', /empty/, 'the root alone'],
-    ['example.com..', /trailing dot/, 'two trailing dots'],
-    ['exa mple.com', /white space/, 'space'],
-    [' example.com', /white space/, 'leading space'],
-    ['example.com\u3000', /white space/, 'ideographic space'],
-    ['example.com\n', /control/, 'LF'],
-    ['exam\u0000ple.com', /control/, 'NUL'],
-    ['example.com\u007f', /control/, 'DEL'],
-    ['example.com\u0085', /control/, 'C1 control'],
-    ['exa_mple.com', /inner hyphens/, 'underscore'],
-    ['-example.com', /inner hyphens/, 'leading hyphen in a label'],
-    ['example-.com', /inner hyphens/, 'trailing hyphen in a label'],
-    ['a..example.com', /empty label/, 'empty label'],
-    ['user@example.com', /inner hyphens/, 'an address, not a domain'],
-    ['example.com/x', /inner hyphens/, 'slash'],
-    [`${label63}a.example`, /label longer than 63/, '64-octet label'],
-    [`a${name253}`, /longer than 253/, '254 octets'],
-    ['bücher.xn--zz', /internationalized/, 'bad punycode next to a U-label'],
-    ['\ud800.example', /internationalized/, 'lone surrogate'],
-    ['１２７.０.０.１', /IP address in Unicode form/, 'full-width digits map to an IPv4 address'],
-    ['01.2.3.4', /numeric top-level label/, 'malformed IPv4, not a domain'],
-    ['1.2.3', /numeric top-level label/, 'short IPv4 form, not a domain (RFC 3696 §2)'],
-    ['example.com:', /bad port/, 'empty port'],
-    ['example.com:0', /bad port/, 'port 0'],
-    ['example.com:65536', /bad port/, 'port too large'],
-    ['example.com:-25', /bad port/, 'negative port'],
-    ['a:b:25', /colon in domain/, 'two colons, not an IPv6 address'],
-    [':25', /empty/, 'port without a domain'],
-    ['[mx.example.com', /malformed/, 'unclosed bracket'],
-    ['[mx.example.com]x', /malformed/, 'junk after the bracket'],
-    ['[[mx.example.com]]', /malformed/, 'nested brackets'],
-    ['[]', /empty \[next hop\]/, 'empty brackets'],
-    ['[mx.example.com]:', /bad port/, 'bracket with empty port'],
-    ['[mx.example.com]:99999', /bad port/, 'bracket with port too large'],
-    ['[mx_1.example.com]', /inner hyphens/, 'bracketed name that is no hostname'],
+  // [key, reason class (the metric label), why pattern (for a person), rule]. Every one is answered
+  // NOTFOUND: a key that cannot carry a policy never stops a delivery (docs/decisions.md "Lookup keys").
+  const invalid: Array<[string, KeySkipReason, RegExp, string]> = [
+    ['', 'not-a-hostname', /empty/, 'empty key'],
+    ['.', 'not-a-hostname', /empty/, 'the root alone'],
+    ['example.com..', 'not-a-hostname', /trailing dot/, 'two trailing dots'],
+    ['exa mple.com', 'not-a-hostname', /white space/, 'space'],
+    [' example.com', 'not-a-hostname', /white space/, 'leading space'],
+    ['example.com\u3000', 'not-a-hostname', /white space/, 'ideographic space'],
+    ['example.com\n', 'not-a-hostname', /control/, 'LF'],
+    ['exam\u0000ple.com', 'not-a-hostname', /control/, 'NUL'],
+    ['example.com\u007f', 'not-a-hostname', /control/, 'DEL'],
+    ['example.com\u0085', 'not-a-hostname', /control/, 'C1 control'],
+    ['exa_mple.com', 'not-a-hostname', /inner hyphens/, 'underscore'],
+    ['relay_1.example.com', 'not-a-hostname', /inner hyphens/, 'unbracketed relay with an underscore (issue 13)'],
+    ['_dmarc.example.com', 'not-a-hostname', /inner hyphens/, 'leading underscore label'],
+    ['-example.com', 'not-a-hostname', /inner hyphens/, 'leading hyphen in a label'],
+    ['example-.com', 'not-a-hostname', /inner hyphens/, 'trailing hyphen in a label'],
+    ['a..example.com', 'not-a-hostname', /empty label/, 'empty label'],
+    ['user@example.com', 'not-a-hostname', /inner hyphens/, 'an address, not a domain'],
+    ['example.com/x', 'not-a-hostname', /inner hyphens/, 'slash'],
+    [`${label63}a.example`, 'too-long', /label longer than 63/, '64-octet label'],
+    [`a${name253}`, 'too-long', /longer than 253/, '254 octets'],
+    [`${'a'.repeat(64)}_x.example`, 'too-long', /label longer than 63/, 'too long is said before what else is wrong'],
+    ['bücher.xn--zz', 'bad-idn', /internationalized/, 'bad punycode next to a U-label'],
+    ['\ud800.example', 'bad-idn', /internationalized/, 'lone surrogate'],
+    ['１２７.０.０.１', 'address-literal', /IP address in Unicode form/, 'full-width digits map to an IPv4 address'],
+    ['01.2.3.4', 'not-a-hostname', /numeric top-level label/, 'malformed IPv4, not a domain'],
+    ['1.2.3', 'not-a-hostname', /numeric top-level label/, 'short IPv4 form, not a domain (RFC 3696 §2)'],
+    ['example.com:', 'not-a-hostname', /bad port/, 'empty port'],
+    ['example.com:0', 'not-a-hostname', /bad port/, 'port 0'],
+    ['example.com:65536', 'not-a-hostname', /bad port/, 'port too large'],
+    ['example.com:-25', 'not-a-hostname', /bad port/, 'negative port'],
+    ['a:b:25', 'not-a-hostname', /colon in domain/, 'two colons, not an IPv6 address'],
+    [':25', 'not-a-hostname', /empty/, 'port without a domain'],
+    ['[mx.example.com', 'not-a-hostname', /malformed/, 'unclosed bracket'],
+    ['[mx.example.com]x', 'not-a-hostname', /malformed/, 'junk after the bracket'],
+    ['[[mx.example.com]]', 'not-a-hostname', /malformed/, 'nested brackets'],
+    ['[]', 'not-a-hostname', /empty \[next hop\]/, 'empty brackets'],
+    ['[mx.example.com]:', 'not-a-hostname', /bad port/, 'bracket with empty port'],
+    ['[mx.example.com]:99999', 'not-a-hostname', /bad port/, 'bracket with port too large'],
   ];
-  it.each(invalid)('%j -> invalid (%s)', (key, why) => {
+  it.each(invalid)('%j -> invalid, %s (%s)', (key, reason, why) => {
     const got = normalizeDomainKey(key);
-    expect(got.kind).toBe('invalid');
-    expect(got.kind === 'invalid' && got.why).toMatch(why);
+    expect(got).toEqual({ kind: 'invalid', reason, why: expect.stringMatching(why) });
+  });
+
+  it('every key without a domain has a reason from the closed set', () => {
+    for (const [key] of [...skipped, ...invalid]) {
+      const got = normalizeDomainKey(key);
+      expect(got.kind).not.toBe('domain');
+      if (got.kind !== 'domain') expect(KEY_SKIP_REASONS).toContain(keySkipReason(got));
+    }
   });
 
   it('never throws: odd keys come back invalid', () => {
-    for (const key of ['\u0000', '[', ']', ':', '[:]', '*', '*.example.com', '%', '\ufffd', 'a'.repeat(10_000)]) {
+    for (const key of ['\u0000', '[', ']', ':', '*', '*.example.com', '%', '\ufffd', 'a'.repeat(10_000)]) {
       expect(normalizeDomainKey(key).kind).toBe('invalid');
     }
   });
