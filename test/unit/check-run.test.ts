@@ -5,6 +5,7 @@ import type { CheckEvent, CheckReport } from '../../src/check/types.js';
 import { StsError } from '../../src/errors.js';
 import type { Address, MxAnswer, TxtAnswer } from '../../src/net/dns.js';
 import type { StartTlsProbe } from '../../src/net/starttls-probe.js';
+import { sleep, within } from '../lab/wait.js';
 
 const D = 'example.com';
 const NOW = Date.parse('2026-11-29T12:00:00Z');
@@ -90,7 +91,6 @@ async function run(w: World, options: Partial<CheckOptions> = {}) {
 }
 
 const ids = (r: CheckReport) => r.steps.map((s) => (s.mx ? `${s.id} ${s.mx}` : s.id));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('runCheck', () => {
   it('yields a progress message before each stage, and the steps in rollout order', async () => {
@@ -118,8 +118,11 @@ describe('runCheck', () => {
   });
 
   it('reports MX hosts in MX order even when a later probe finishes first', async () => {
+    let mx2Done!: () => void;
+    const mx2Finished = new Promise<void>((r) => (mx2Done = r));
     const probe = async (host: string) => {
-      await sleep(host === 'mx1.example.com' ? 60 : 0);
+      if (host === 'mx1.example.com') await within(mx2Finished, 'the mx2 probe to finish');
+      else mx2Done();
       return GOOD;
     };
     const { report } = await run(world({ probe }));
@@ -132,7 +135,7 @@ describe('runCheck', () => {
     const probeStarted = new Promise<void>((r) => (probed = r));
     const policy = async () => {
       // Deadlocks (and times out) unless a probe is already running while the policy is fetched.
-      await Promise.race([probeStarted, sleep(2000).then(() => Promise.reject(new Error('no probe started during the fetch')))]);
+      await within(probeStarted, 'a probe to start during the policy fetch', 2_000);
       return POLICY;
     };
     const probe = async () => {
@@ -150,6 +153,7 @@ describe('runCheck', () => {
     const probe = async () => {
       running += 1;
       peak = Math.max(peak, running);
+      // Behaviour under test, not synchronisation: a probe that takes a while, so that probes overlap.
       await sleep(20);
       running -= 1;
       return GOOD;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Resolver } from '../../src/resolver/resolver.js';
 import { StsError } from '../../src/errors.js';
 import type { CacheEntry } from '../../src/cache/store.js';
+import { waitFor } from '../lab/wait.js';
 import { OPTIONS, policyText, world } from './resolver-world.js';
 
 const mode = (r: Awaited<ReturnType<Resolver['lookup']>>) => (r.kind === 'policy' ? r.entry.policy.mode : `none:${r.why}`);
@@ -37,7 +38,7 @@ describe('resolver: discovery and caching', () => {
     w.publish('example.com', 'a1', policyText());
     const open = w.gate();
     const pending = Array.from({ length: 20 }, () => w.resolver.lookup('example.com'));
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => w.calls.fetch > 0, 'the policy fetch to start (held at the gate)');
     open();
     const results = await Promise.all(pending);
     expect(results.every((r) => r.kind === 'policy')).toBe(true);
