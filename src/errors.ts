@@ -54,8 +54,9 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(
     readonly path: string,
-    message: string,
+    /** What is wrong, without the path (for a caller that names the setting its own way). */
+    readonly problem: string,
   ) {
-    super(path ? `${path}: ${message}` : message);
+    super(path ? `${path}: ${problem}` : problem);
   }
 }

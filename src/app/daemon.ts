@@ -1,240 +1,278 @@
 /**
- * The running daemon: store, resolver, listeners (socketmap, Exim, HTTP metrics/health) and metrics,
- * built from one config and changed in place by reload() (src/app/reload.ts).
+ * The running daemon, the one composition root: store, resolver and refresher (the core), the listeners
+ * of each protocol (socketmap, Exim, HTTP metrics/health) and the metrics. `Daemon.start` builds it with
+ * `apply(config)`, and a reload is the same `apply` with the next config:
+ *
+ * - log.level, zones, per-connection limits: switched at once (zones apply to open connections too);
+ * - listeners: new ones bound, removed ones closed (their connections finish their replies first),
+ *   unchanged ones untouched with their connections;
+ * - resolver, dns, fetch: a new core over the same store; its hot tier is refilled from the store, so
+ *   cached policies stay (remembered absences and failure backoffs start afresh);
+ * - cache (store kind, path, URL): the new store is opened, the old one flushed and closed;
+ * - log.format: needs a restart (reported).
+ *
+ * All or nothing: everything that can fail (opening a store, reading fetch.ca_file, binding) happens
+ * before anything is switched; on failure the new pieces are closed and the running config stays.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
 import type { PolicyStore } from '../cache/store.js';
-import type { Resolver } from '../resolver/resolver.js';
+import type { Config } from '../config/schema.js';
 import type { Refresher } from '../resolver/refresher.js';
-import type { ResolverObserver } from '../resolver/observer.js';
-import type { PolicyLookup } from '../resolver/types.js';
-import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
+import type { Resolver } from '../resolver/resolver.js';
 import { serveEximConnection, type EximServerOptions } from '../server/exim/session.js';
 import { eximLookupHandler } from '../server/exim/lookup.js';
 import { httpConnectionHandler, type Readiness } from '../server/http.js';
-import { startListeners, type ConnectionCallback, type InheritedListeners, type ListenerOptions, type Listeners } from '../server/listen.js';
-import { combineObservers, Metrics } from './metrics.js';
+import type { InheritedListeners, ListenerOptions, PendingListenerUpdate } from '../server/listen.js';
 import { postfixMapHandler, type HotPolicyLookup } from '../server/postfix/map.js';
-import { applyReload, type ListenerGroup, type ReloadReport } from './reload.js';
 import { serveSocketmapConnection, type SocketmapHandler, type SocketmapServerOptions } from '../server/postfix/session.js';
+import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
+import { ListenerGroup } from './listener-group.js';
+import { Metrics } from './metrics.js';
+import { diffConfig, planReload, type ReloadPlan } from './reload.js';
 
-export interface Daemon {
-  /** The current resolver (a reload that changes resolver, dns, fetch or cache settings replaces it). */
-  readonly resolver: Resolver;
-  readonly refresher: Refresher;
-  readonly store: PolicyStore;
-  readonly socketmap: Listeners;
-  /** The Exim line protocol listeners; undefined while `exim.listen` is empty. */
-  readonly exim: Listeners | undefined;
-  /** /metrics, /healthz, /readyz (no addresses when `http.listen` is empty). */
-  readonly http: Listeners;
-  readonly metrics: Metrics;
-  /** The config in force. */
-  readonly config: Config;
-  /** Applies a new config without a restart; rejects, changing nothing, when part of it cannot be applied. */
-  reload(next: Config): Promise<ReloadReport>;
-  /** What /readyz reports: listeners up, store reachable, not stopping. */
-  readiness(): Promise<Readiness>;
-  close(): Promise<void>;
+export interface ApplyReport {
+  /** Every changed setting, `section.key` (or `zones`); empty at start. */
+  changed: string[];
+  /** Per listener group (socketmap, exim, http): what was opened and closed. */
+  listeners: Record<string, { opened: string[]; closed: string[] }>;
+  storeReopened: boolean;
+  resolverRebuilt: boolean;
+  restartNeeded: string[];
 }
 
-export interface DaemonOverrides {
-  /** Use this store instead of opening the configured one (tests); a reload never replaces it. */
-  store?: PolicyStore;
-  now?: () => number;
-  observer?: ResolverObserver;
+export interface DaemonOptions {
   /** Listening sockets passed by systemd (socket activation), matched to specs by address. */
   inherited?: InheritedListeners;
-  metrics?: Metrics;
 }
 
-export async function startDaemon(config: Config, logger: Logger, overrides: DaemonOverrides = {}): Promise<Daemon> {
-  const metrics = overrides.metrics ?? new Metrics();
-  const extras = {
-    observer: combineObservers(metrics.observer, overrides.observer),
-    ...(overrides.now ? { now: overrides.now } : {}),
-  };
-  let current = config;
-  const store = overrides.store ?? (await openConfiguredStore(config, logger));
-  let core: Core;
-  try {
-    core = buildCore(config, store, logger, extras);
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-  // Handlers read the current resolver and zones on every request, so a reload reaches open connections.
-  const lookup: HotPolicyLookup = {
-    lookup: (domain) => core.resolver.lookup(domain),
+export class Daemon {
+  readonly metrics = new Metrics();
+  readonly socketmap: ListenerGroup;
+  readonly exim: ListenerGroup;
+  readonly http: ListenerGroup;
+  private readonly groups: readonly ListenerGroup[];
+
+  /** Undefined only until the first apply() has committed. */
+  private current: Config | undefined;
+  private core: Core | undefined;
+  /** What the listeners' sessions use; replaced (never changed) by apply, read per connection or request. */
+  private postfixHandler: SocketmapHandler;
+  private socketmapOptions: SocketmapServerOptions | undefined;
+  private eximOptions: EximServerOptions | undefined;
+
+  /** Handlers reach the current core through this, so a new core serves open connections at once. */
+  private readonly lookup: HotPolicyLookup = {
+    lookup: (domain) => this.liveCore.resolver.lookup(domain),
     // Cached answers are written without a trip through the promise queue (BENCHMARKS.md).
-    lookupHot: (domain) => core.resolver.lookupHot(domain),
+    lookupHot: (domain) => this.liveCore.resolver.lookupHot(domain),
   };
-  let mapHandler: SocketmapHandler = postfixMapHandler(lookup, config.zones);
-  const zoneOf = (name: string) => (Object.hasOwn(current.zones, name) ? name : 'default');
-  const countedMap = metrics.countReplies('socketmap', (name, key) => mapHandler(name, key), zoneOf);
-  metrics.declareZones('socketmap', Object.keys(config.zones));
-  const eximHandler = metrics.countEximReplies(eximLookupHandler(lookup));
-  let socketmapOptions = socketmapOptionsOf(config, overrides.inherited);
-  let eximOptions = eximOptionsOf(config, overrides.inherited);
-  const httpOptions = (c: Config): ListenerOptions => ({
-    maxConnections: c.http.max_connections,
-    unixMode: c.socketmap.unix_mode,
-    shutdownGraceMs: c.socketmap.shutdown_grace_ms,
-    ...(overrides.inherited ? { inherited: overrides.inherited } : {}),
-  });
+  private applying: Promise<unknown> = Promise.resolve();
+  /** Retired cores still finishing their work; close() waits for them. */
+  private readonly retiring = new Set<Promise<void>>();
+  private stopping = false;
+  private closing: Promise<void> | undefined;
 
-  const onSocketmap: ConnectionCallback = (socket) => serveSocketmapConnection(socket, countedMap, socketmapOptions, logger);
-  const onExim: ConnectionCallback = (socket) => serveEximConnection(socket, eximHandler, eximOptions, logger);
-  let stopping = false;
-  const readiness = async (): Promise<Readiness> => {
-    const checks: Record<string, string> = {};
-    checks.socketmap = socketmap.addresses.length > 0 ? 'ok' : 'no listener';
-    if (exim) checks.exim = exim.addresses.length > 0 || current.exim.listen.length === 0 ? 'ok' : 'no listener';
-    checks.store = await probeStore(core.store);
-    if (stopping) checks.daemon = 'stopping';
-    return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
-  };
-  const onHttp = httpConnectionHandler(
-    {
-      metrics: async () => ({ body: await metrics.render(), contentType: metrics.contentType }),
-      readiness,
-    },
-    logger,
-  );
-
-  const opened: Listeners[] = [];
-  const closeOpened = async () => {
-    await Promise.all(opened.map((l) => l.close()));
-    await stopCore(core, { closeStore: true });
-  };
-  let socketmap: Listeners;
-  let exim: Listeners | undefined;
-  let http: Listeners;
-  try {
-    socketmap = await startListeners(config.socketmap.listen, onSocketmap, socketmapOptions, logger);
-    opened.push(socketmap);
-    if (config.exim.listen.length > 0) {
-      exim = await startListeners(config.exim.listen, onExim, eximOptions, logger);
-      opened.push(exim);
+  /** Builds the daemon from `config` and starts it; throws (with everything closed) if it cannot. */
+  static async start(config: Config, logger: Logger, options: DaemonOptions = {}): Promise<Daemon> {
+    const daemon = new Daemon(logger, options);
+    try {
+      await daemon.apply(config);
+    } catch (err) {
+      await daemon.close();
+      throw err;
     }
-    http = await startListeners(config.http.listen, onHttp, httpOptions(config), logger);
-    opened.push(http);
-  } catch (err) {
-    await closeOpened();
-    throw err;
+    daemon.announce();
+    return daemon;
   }
-  metrics.setSources({
-    policyCounts: () => core.resolver.policyCounts(),
-    connections: () => ({ socketmap: socketmap.connectionCount, exim: exim?.connectionCount ?? 0, http: http.connectionCount }),
-  });
-  logger.info(
-    {
-      listen: socketmap.addresses.map((a) => a.spec),
-      exim: exim?.addresses.map((a) => a.spec) ?? [],
-      http: http.addresses.map((a) => a.spec),
-      store: core.store.kind,
-    },
-    'mta-sts-sidecar ready',
-  );
-  // Nothing here needs root once started (docs/reliability.md): say so, once, to whoever runs it as root.
-  if (process.getuid?.() === 0) {
-    logger.warn('running as root, which the daemon does not need: run it as an unprivileged user (the Debian package does)');
-  }
-  startCore(core, logger);
 
-  const retiring = new Set<Promise<void>>();
-  const groups: ListenerGroup[] = [
-    { name: 'socketmap', prepare: (next) => socketmap.prepareUpdate(next.socketmap.listen, listenerChanges(socketmapOptionsOf(next))) },
-    {
-      name: 'exim',
-      prepare: async (next) => {
-        if (exim) return exim.prepareUpdate(next.exim.listen, listenerChanges(eximOptionsOf(next)));
-        if (next.exim.listen.length === 0) return { opened: [], closed: [], commit() {}, async abort() {} };
-        // The first Exim listeners of this run: a group of their own, kept once the reload commits.
-        const started = await startListeners(next.exim.listen, onExim, eximOptionsOf(next, overrides.inherited), logger);
-        return {
-          opened: next.exim.listen,
-          closed: [],
-          commit: () => void (exim = started),
-          abort: () => started.close(),
-        };
-      },
-    },
-    { name: 'http', prepare: (next) => http.prepareUpdate(next.http.listen, listenerChanges(httpOptions(next))) },
-  ];
-
-  let reloading: Promise<ReloadReport> | undefined;
-  const reload = async (next: Config): Promise<ReloadReport> => {
-    if (stopping) throw new Error('the daemon is stopping');
-    return applyReload(
-      {
-        config: current,
-        core,
-        storeFixed: overrides.store !== undefined,
-        groups,
-        openStore: (c) => openConfiguredStore(c, logger),
-        buildCore: (c, s) => buildCore(c, s, logger, extras),
-        commit(nextConfig, nextCore) {
-          current = nextConfig;
-          logger.level = nextConfig.log.level;
-          mapHandler = postfixMapHandler(lookup, nextConfig.zones);
-          metrics.declareZones('socketmap', Object.keys(nextConfig.zones));
-          socketmapOptions = socketmapOptionsOf(nextConfig, overrides.inherited);
-          eximOptions = eximOptionsOf(nextConfig, overrides.inherited);
-          if (nextCore) core = nextCore;
-        },
-        track(work) {
-          retiring.add(work);
-          void work.finally(() => retiring.delete(work));
-        },
-      },
-      next,
+  private constructor(
+    private readonly logger: Logger,
+    options: DaemonOptions,
+  ) {
+    this.postfixHandler = () => Promise.reject(new Error('the daemon is not started'));
+    const countedPostfix = this.metrics.countReplies('socketmap', (name, key) => this.postfixHandler(name, key), (name) => this.zoneOf(name));
+    const exim = this.metrics.countEximReplies(eximLookupHandler(this.lookup));
+    const onHttp = httpConnectionHandler(
+      { metrics: async () => ({ body: await this.metrics.render(), contentType: this.metrics.contentType }), readiness: () => this.readiness() },
       logger,
     );
-  };
+    const { inherited } = options;
+    this.socketmap = new ListenerGroup(
+      {
+        name: 'socketmap',
+        specsOf: (c) => c.socketmap.listen,
+        optionsOf: socketmapOptionsOf,
+        onConnection: (socket) => serveSocketmapConnection(socket, countedPostfix, this.socketmapOptions!, logger),
+      },
+      logger,
+      inherited,
+    );
+    this.exim = new ListenerGroup(
+      {
+        name: 'exim',
+        specsOf: (c) => c.exim.listen,
+        optionsOf: eximOptionsOf,
+        onConnection: (socket) => serveEximConnection(socket, exim, this.eximOptions!, logger),
+      },
+      logger,
+      inherited,
+    );
+    this.http = new ListenerGroup(
+      { name: 'http', specsOf: (c) => c.http.listen, optionsOf: httpOptionsOf, onConnection: onHttp },
+      logger,
+      inherited,
+    );
+    this.groups = [this.socketmap, this.exim, this.http];
+    this.metrics.setSources({
+      policyCounts: () => this.liveCore.resolver.policyCounts(),
+      connections: () => Object.fromEntries(this.groups.map((g) => [g.name, g.connectionCount])),
+    });
+  }
 
-  let closing: Promise<void> | undefined;
-  return {
-    get resolver() {
-      return core.resolver;
-    },
-    get refresher() {
-      return core.refresher;
-    },
-    get store() {
-      return core.store;
-    },
-    socketmap,
-    get exim() {
-      return exim;
-    },
-    http,
-    metrics,
-    get config() {
-      return current;
-    },
-    reload(next) {
-      // One at a time: a second SIGHUP waits for the first reload, then applies its own config.
-      const run = (reloading ?? Promise.resolve()).catch(() => undefined).then(() => reload(next));
-      reloading = run;
-      return run;
-    },
-    readiness,
-    close() {
-      closing ??= (async () => {
-        stopping = true;
-        await (reloading ?? Promise.resolve()).catch(() => undefined);
-        await Promise.all([socketmap.close(), exim?.close(), http.close()]);
-        await Promise.all([...retiring]);
-        await stopCore(core, { closeStore: true, settleMs: SETTLE_ON_STOP_MS });
-      })();
-      return closing;
-    },
-  };
+  /** The config in force. */
+  get config(): Config {
+    if (!this.current) throw new Error('the daemon is not started');
+    return this.current;
+  }
+
+  get resolver(): Resolver {
+    return this.liveCore.resolver;
+  }
+
+  get refresher(): Refresher {
+    return this.liveCore.refresher;
+  }
+
+  get store(): PolicyStore {
+    return this.liveCore.store;
+  }
+
+  /**
+   * Makes the daemon run `next`: at start, everything; on reload, what changed. Rejects, changing nothing,
+   * when part of it cannot be applied. One apply at a time: a second waits for the first.
+   */
+  apply(next: Config): Promise<ApplyReport> {
+    const run = this.applying.catch(() => undefined).then(() => this.applyNow(next));
+    this.applying = run;
+    return run;
+  }
+
+  /** What /readyz reports: listeners up, store reachable, not stopping. */
+  async readiness(): Promise<Readiness> {
+    const checks: Record<string, string> = {};
+    checks.socketmap = this.socketmap.addresses.length > 0 ? 'ok' : 'no listener';
+    if (this.current && this.current.exim.listen.length > 0) checks.exim = this.exim.addresses.length > 0 ? 'ok' : 'no listener';
+    checks.store = this.core ? await probeStore(this.core.store) : 'not open';
+    if (this.stopping) checks.daemon = 'stopping';
+    return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+  }
+
+  /** Stops listening, finishes replies in progress, stops the core and closes the store. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopping = true;
+      await this.applying.catch(() => undefined);
+      await Promise.all(this.groups.map((g) => g.close()));
+      await Promise.all([...this.retiring]);
+      if (this.core) await stopCore(this.core, { closeStore: true, settleMs: SETTLE_ON_STOP_MS });
+    })();
+    return this.closing;
+  }
+
+  private get liveCore(): Core {
+    if (!this.core) throw new Error('the daemon is not started');
+    return this.core;
+  }
+
+  /** DESIGN.md: the socketmap name selects a zone; unknown names count (and answer) as `default`. */
+  private zoneOf(name: string): string {
+    return this.current && Object.hasOwn(this.current.zones, name) ? name : 'default';
+  }
+
+  private async applyNow(next: Config): Promise<ApplyReport> {
+    if (this.stopping) throw new Error('the daemon is stopping');
+    const plan: ReloadPlan = this.current
+      ? planReload(diffConfig(this.current, next))
+      : { changed: [], reopenStore: true, rebuildCore: true, restartNeeded: [] };
+
+    // Everything that can fail, before anything is switched.
+    let store: PolicyStore | undefined;
+    let core: Core | undefined;
+    const pending: PendingListenerUpdate[] = [];
+    try {
+      if (plan.reopenStore) store = await openConfiguredStore(next, this.logger);
+      if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer });
+      for (const group of this.groups) pending.push(await group.prepare(next));
+    } catch (err) {
+      for (const p of pending) await p.abort();
+      if (core) await core.fetcher.close();
+      if (store) await store.close();
+      throw err;
+    }
+
+    // The switch: nothing below can fail.
+    const old = this.core;
+    this.current = next;
+    this.logger.level = next.log.level;
+    this.postfixHandler = postfixMapHandler(this.lookup, next.zones);
+    this.metrics.declareZones('socketmap', Object.keys(next.zones));
+    this.socketmapOptions = socketmapOptionsOf(next);
+    this.eximOptions = eximOptionsOf(next);
+    if (core) this.core = core;
+    const listeners: ApplyReport['listeners'] = {};
+    this.groups.forEach((group, i) => {
+      const p = pending[i]!;
+      p.commit();
+      if (p.opened.length > 0 || p.closed.length > 0) listeners[group.name] = { opened: p.opened, closed: p.closed };
+    });
+    if (core) this.retire(old, core, store !== undefined);
+    return {
+      changed: plan.changed,
+      listeners,
+      storeReopened: old !== undefined && store !== undefined,
+      resolverRebuilt: old !== undefined && core !== undefined,
+      restartNeeded: plan.restartNeeded,
+    };
+  }
+
+  /** Stops the previous core (if any) in the background, and starts the new one once its writes are in. */
+  private retire(old: Core | undefined, fresh: Core, storeReopened: boolean): void {
+    if (!old) {
+      startCore(fresh, this.logger);
+      return;
+    }
+    if (storeReopened) {
+      this.logger.info({ from: old.store.kind, to: fresh.store.kind }, 'cache store settings changed: new store opened, the old one is flushed and closed');
+    } else {
+      this.logger.info('resolver settings changed: new resolver; cached policies are kept in the store');
+    }
+    const retiring = stopCore(old, { closeStore: storeReopened }).catch((err: unknown) =>
+      this.logger.warn({ err: (err as Error).message }, 'error while retiring the previous resolver'),
+    );
+    this.retiring.add(retiring);
+    void retiring.finally(() => this.retiring.delete(retiring));
+    // Policies the old resolver still has queued for the store are written before the new one reads it.
+    void (storeReopened ? Promise.resolve() : retiring).then(() => startCore(fresh, this.logger));
+  }
+
+  private announce(): void {
+    this.logger.info(
+      {
+        listen: this.socketmap.addresses,
+        exim: this.exim.addresses,
+        http: this.http.addresses,
+        store: this.liveCore.store.kind,
+      },
+      'mta-sts-sidecar ready',
+    );
+    // Nothing here needs root once started (docs/reliability.md): say so, once, to whoever runs it as root.
+    if (process.getuid?.() === 0) {
+      this.logger.warn('running as root, which the daemon does not need: run it as an unprivileged user (the Debian package does)');
+    }
+  }
 }
 
-function socketmapOptionsOf(config: Config, inherited?: InheritedListeners): SocketmapServerOptions {
+function socketmapOptionsOf(config: Config): SocketmapServerOptions {
   const s = config.socketmap;
   return {
     maxRequestBytes: s.max_request_bytes,
@@ -244,11 +282,10 @@ function socketmapOptionsOf(config: Config, inherited?: InheritedListeners): Soc
     unixMode: s.unix_mode,
     unixOwnership: { owner: s.unix_owner, group: s.unix_group },
     shutdownGraceMs: s.shutdown_grace_ms,
-    ...(inherited ? { inherited } : {}),
   };
 }
 
-function eximOptionsOf(config: Config, inherited?: InheritedListeners): EximServerOptions {
+function eximOptionsOf(config: Config): EximServerOptions {
   const e = config.exim;
   return {
     maxRequestBytes: e.max_request_bytes,
@@ -257,10 +294,10 @@ function eximOptionsOf(config: Config, inherited?: InheritedListeners): EximServ
     unixMode: e.unix_mode,
     unixOwnership: { owner: e.unix_owner, group: e.unix_group },
     shutdownGraceMs: config.socketmap.shutdown_grace_ms,
-    ...(inherited ? { inherited } : {}),
   };
 }
 
-function listenerChanges(options: ListenerOptions) {
-  return { maxConnections: options.maxConnections, unixMode: options.unixMode, shutdownGraceMs: options.shutdownGraceMs };
+function httpOptionsOf(config: Config): ListenerOptions {
+  const h = config.http;
+  return { maxConnections: h.max_connections, unixMode: config.socketmap.unix_mode, shutdownGraceMs: config.socketmap.shutdown_grace_ms };
 }

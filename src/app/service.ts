@@ -6,13 +6,15 @@ import type { Logger } from 'pino';
 import { readConfig, type LoadedConfig } from '../config/load.js';
 import { validateConfig, type Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { Daemon } from './daemon.js';
 import { createLogger } from './log.js';
 import { clearListenEnv, InheritedSockets, listenFdsFromEnv } from '../server/socket-activation.js';
 import { SystemdNotifier } from './notifier.js';
 
 /** Added to the drain and fetch timeouts to bound a stop: flushing the store, closing clients. */
 const STOP_MARGIN_MS = 5_000;
+/** Signals remembered while nobody is waiting for one. */
+const MAX_QUEUED_SIGNALS = 16;
 
 export interface ServiceOptions {
   /** YAML config file (ours or postfix-mta-sts-resolver's); undefined = embedded defaults. */
@@ -42,19 +44,8 @@ export async function runService(options: ServiceOptions): Promise<number> {
   const logger = createLogger(loaded.config.log);
   reportConfig(loaded, logger);
 
-  // Signals before the daemon is up are remembered, not fatal (SIGHUP's default action ends a process).
-  let stopSignal: string | undefined;
-  let reloadAsked = false;
-  let onStop: ((signal: string) => void) | undefined;
-  let onReload: (() => void) | undefined;
-  const stopHandler = (signal: string) => () => (onStop ? onStop(signal) : (stopSignal ??= signal));
-  const reloadHandler = () => (onReload ? onReload() : (reloadAsked = true));
-  const handlers = { SIGTERM: stopHandler('SIGTERM'), SIGINT: stopHandler('SIGINT'), SIGHUP: reloadHandler };
-  for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
-  const removeHandlers = () => {
-    for (const [signal, handler] of Object.entries(handlers)) process.off(signal, handler);
-  };
-
+  // Signals before the daemon is up wait in the inbox, not fatal (SIGHUP's default action ends a process).
+  const inbox = new SignalInbox(['SIGTERM', 'SIGINT', 'SIGHUP']);
   const notifier = new SystemdNotifier(logger, env);
   let daemon: Daemon;
   try {
@@ -62,57 +53,102 @@ export async function runService(options: ServiceOptions): Promise<number> {
     clearListenEnv(env);
     const inherited = await InheritedSockets.adopt(fds, logger);
     try {
-      daemon = await startDaemon(loaded.config, logger, inherited.size > 0 ? { inherited } : {});
+      daemon = await Daemon.start(loaded.config, logger, inherited.size > 0 ? { inherited } : {});
     } finally {
       await inherited.closeUnused();
     }
   } catch (err) {
-    removeHandlers();
+    inbox.close();
     throw err;
   }
-  const addresses = () => [...daemon.socketmap.addresses, ...(daemon.exim?.addresses ?? [])].map((a) => a.spec).join(', ');
-  let stopping = false;
-  // READY=1 goes first; a reload asked for meanwhile runs after it (its RELOADING=1 must not come first).
-  let reloads = notifier.ready(`answering on ${addresses()}`);
-  onReload = () => {
-    if (stopping) return;
-    reloads = reloads.then(() => reloadFromFile(daemon, options.configFile, override, logger, notifier, addresses));
-  };
-  if (reloadAsked) onReload();
+  const status = () => `answering on ${[...daemon.socketmap.addresses, ...daemon.exim.addresses].join(', ')}`;
+  // READY=1 goes first; reloads run one after another behind it (a RELOADING=1 must not come first).
+  let reloads = notifier.ready(status());
+  for (;;) {
+    const signal = await inbox.next();
+    if (signal === 'SIGHUP') {
+      reloads = reloads.then(() => reloadFromFile(daemon, options.configFile, override, logger, notifier, status));
+      continue;
+    }
+    const code = await stop(daemon, signal, logger, notifier, inbox);
+    inbox.close();
+    return code;
+  }
+}
 
-  const code = await new Promise<number>((resolve) => {
-    onStop = (signal) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second stop signal; exiting now');
-        resolve(1);
-        return;
-      }
-      stopping = true;
-      const deadline = stopDeadlineMs(daemon.config);
-      logger.info({ signal, deadlineMs: deadline }, 'stopping: no new connections; finishing replies in progress');
-      // STOPPING=1 is sent while draining; the exit waits for it (it is bounded too).
-      const notified = notifier.stopping();
-      const force = setTimeout(() => {
-        logger.error({ deadlineMs: deadline }, 'stop deadline passed; exiting');
-        resolve(1);
-      }, deadline);
-      Promise.all([daemon.close(), notified]).then(
-        () => {
-          clearTimeout(force);
-          logger.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          clearTimeout(force);
-          logger.error({ err }, 'error while stopping');
-          resolve(1);
-        },
-      );
-    };
-    if (stopSignal) onStop(stopSignal);
+/**
+ * Stops within stopDeadlineMs: no new connections, replies in progress finished, the store flushed. A
+ * second stop signal meanwhile exits at once (status 1), as does the deadline passing.
+ */
+async function stop(daemon: Daemon, signal: string, logger: Logger, notifier: SystemdNotifier, inbox: SignalInbox): Promise<number> {
+  const deadline = stopDeadlineMs(daemon.config);
+  logger.info({ signal, deadlineMs: deadline }, 'stopping: no new connections; finishing replies in progress');
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<number>((resolve) => {
+    timer = setTimeout(() => {
+      logger.error({ deadlineMs: deadline }, 'stop deadline passed; exiting');
+      resolve(1);
+    }, deadline);
   });
-  removeHandlers();
-  return code;
+  const again = (async () => {
+    for (;;) {
+      const next = await inbox.next();
+      if (next !== 'SIGHUP') {
+        logger.warn({ signal: next }, 'second stop signal; exiting now');
+        return 1;
+      }
+    }
+  })();
+  // STOPPING=1 is sent while draining; the exit waits for it (it is bounded too).
+  const stopped = Promise.all([daemon.close(), notifier.stopping()]).then(
+    () => {
+      logger.info('stopped');
+      return 0;
+    },
+    (err: unknown) => {
+      logger.error({ err }, 'error while stopping');
+      return 1;
+    },
+  );
+  try {
+    return await Promise.race([stopped, expired, again]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Process signals as a queue: delivered in order to whoever awaits next(), remembered until then. */
+class SignalInbox {
+  private readonly received: string[] = [];
+  private waiting: ((signal: string) => void) | undefined;
+  private readonly handlers = new Map<string, () => void>();
+
+  constructor(signals: readonly NodeJS.Signals[]) {
+    for (const signal of signals) {
+      const handler = () => this.deliver(signal);
+      this.handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  next(): Promise<string> {
+    const first = this.received.shift();
+    if (first !== undefined) return Promise.resolve(first);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  close(): void {
+    for (const [signal, handler] of this.handlers) process.off(signal, handler);
+    this.handlers.clear();
+  }
+
+  private deliver(signal: string): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) waiting(signal);
+    // Bounded: a signal storm keeps only what fits (the first stop signal is what matters).
+    else if (this.received.length < MAX_QUEUED_SIGNALS) this.received.push(signal);
+  }
 }
 
 async function reloadFromFile(
@@ -121,7 +157,7 @@ async function reloadFromFile(
   override: (c: Config) => void,
   logger: Logger,
   notifier: SystemdNotifier,
-  addresses: () => string,
+  status: () => string,
 ): Promise<void> {
   await notifier.reloading();
   logger.info({ file }, 'SIGHUP: reloading the config');
@@ -129,7 +165,7 @@ async function reloadFromFile(
     const loaded = readConfig(file);
     override(loaded.config);
     reportConfig(loaded, logger);
-    const report = await daemon.reload(loaded.config);
+    const report = await daemon.apply(loaded.config);
     daemon.metrics.countReload('ok');
     logger.info(
       {
@@ -148,7 +184,7 @@ async function reloadFromFile(
     daemon.metrics.countReload('failed');
     logger.error({ err: (err as Error).message }, 'config reload failed; the running config stays');
   }
-  await notifier.ready(`answering on ${addresses()}`);
+  await notifier.ready(status());
 }
 
 /** One warning per option a converted postfix-mta-sts-resolver file could not carry over exactly. */
@@ -162,6 +198,13 @@ function reportConfig(loaded: LoadedConfig, logger: Logger): void {
   }
 }
 
+/** The command-line flag that sets a config key path (`http.listen[0]` is --http-listen). */
+const FLAGS: Record<string, string> = { 'log.level': '--log-level', 'log.format': '--log-format', 'http.listen': '--http-listen' };
+
+function flagOf(path: string): string {
+  return FLAGS[path.replace(/\[\d+\]$/, '')] ?? path;
+}
+
 /** Validates the command-line settings once, naming the flag; returns what applies them to a config. */
 function commandLineOverrides(options: ServiceOptions): (config: Config) => void {
   const log: Record<string, string> = {};
@@ -172,9 +215,7 @@ function commandLineOverrides(options: ServiceOptions): (config: Config) => void
   try {
     checked = validateConfig({ log, http });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      throw new Error(err.message.replace(/^log\.(level|format)|^http\.listen(\[\d+\])?/, (m, k?: string) => (k ? `--log-${k}` : '--http-listen')));
-    }
+    if (err instanceof ConfigError) throw new Error(`${flagOf(err.path)}: ${err.problem}`);
     throw err;
   }
   return (config) => {

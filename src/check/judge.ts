@@ -16,7 +16,7 @@ import { RFC8461 } from '../config/defaults.js';
 import { hostnameProblem, mxMatches } from '../sts/mx.js';
 import { diagnosePolicy, type PolicyDiagnosis } from '../sts/policy.js';
 import { TLSRPT_PREFIX, ruaProblem, selectTlsRptRecord } from '../sts/tlsrpt.js';
-import { selectStsRecord } from '../sts/txt.js';
+import { SeveralRecordsError, selectStsRecord } from '../sts/txt.js';
 import type { Policy } from '../sts/types.js';
 import { isStsError } from '../errors.js';
 import type { CheckReport, Status, Step, StepId } from './types.js';
@@ -109,7 +109,7 @@ export function judgeStsTxt(domain: string, answer: Lookup<TxtAnswer>, now: numb
     };
   } catch (err) {
     if (!isStsError(err)) throw err;
-    const several = /^\d+ v=STSv1 records/.test(err.message);
+    const several = err instanceof SeveralRecordsError;
     const fix = several
       ? `keep exactly one "v=STSv1; id=..." record at ${name}: with several, senders see no policy at all (RFC 8461 §3.1)`
       : `rewrite it as "v=STSv1; id=${suggestId(now)}" (id: 1-32 letters and digits, RFC 8461 §3.1)`;

@@ -96,6 +96,13 @@ export function parseStsRecord(text: string): StsRecord {
   return { version: RFC8461.VERSION, id, extensions };
 }
 
+/** RFC 8461 §3.1: more than one STSv1 record is no policy; `check` tells the owner which fix applies. */
+export class SeveralRecordsError extends StsError {
+  constructor(readonly count: number) {
+    super('txt', `${count} ${VERSION_FIELD} records`);
+  }
+}
+
 /** What the TXT lookup at `_mta-sts.<domain>` says. */
 export type TxtSelection = { kind: 'record'; record: StsRecord } | { kind: 'none' };
 
@@ -111,7 +118,7 @@ export function selectStsRecord(records: string[][]): TxtSelection {
   const candidates = joined.filter(beginsWithVersion);
   if (candidates.length === 0) return { kind: 'none' };
   // RFC 8461 §3.1: if the number of resulting records is not one, there is no available policy.
-  if (candidates.length > 1) throw new StsError('txt', `${candidates.length} ${VERSION_FIELD} records`);
+  if (candidates.length > 1) throw new SeveralRecordsError(candidates.length);
   return { kind: 'record', record: parseStsRecord(candidates[0] as string) };
 }
 
