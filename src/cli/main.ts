@@ -6,8 +6,7 @@ import { runServe } from './serve.js';
 import { runConfigCheck } from './config-check.js';
 import { registerCheck } from './check.js';
 import { cacheExport, cacheForget, cacheList, cacheRefresh, cacheShow } from './cache.js';
-
-const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()

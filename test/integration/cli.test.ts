@@ -1,6 +1,6 @@
 /** The command line as an operator uses it: the built binary, real lab servers, exit codes and output. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
@@ -47,6 +47,15 @@ afterAll(async () => {
   await https?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
   if (address) releaseLoopback(address);
+});
+
+describe('mta-sts-sidecar --version', () => {
+  it("prints package.json's version, the one source the Debian build checks its changelog against", async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const run = await cli('--version');
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(version);
+  });
 });
 
 describe('mta-sts-sidecar query', () => {
