@@ -21,9 +21,9 @@ import {
   type SocketmapServerOptions,
 } from '../../src/server/postfix/session.js';
 import { decodeFrames } from '../lab/netstring-frames.js';
+import { sleep as delay, waitFor, within as withinMs } from '../lab/wait.js';
 
 const WAIT_MS = 2_000;
-const POLL_MS = 5;
 const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 interface LogLine {
@@ -41,26 +41,10 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-/** Polls `cond` until true; fails after WAIT_MS. Bounded: at most WAIT_MS / POLL_MS checks. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < WAIT_MS / POLL_MS; i++) {
-    if (cond()) return;
-    await delay(POLL_MS);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
-}
+/** Waits until `cond` holds (bounded by lab/wait's WAIT_MS: generous, as a loaded machine needs). */
+const until = (cond: () => boolean, what: string): Promise<void> => waitFor(cond, what);
+/** `p`, or a failure naming `what` after `ms`. */
+const within = <T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> => withinMs(p, what, ms);
 
 /** A socketmap client that reads netstring replies and records when the server closed on it. */
 class Client {
@@ -340,10 +324,11 @@ describe('socketmap requests over TCP', () => {
     const c = await Client.connect(address);
     c.send(...Array.from({ length: 10 }, (_, i) => `postfix d${i}.example`));
     await until(() => calls.length === 4, 'four lookups');
-    await delay(50); // give the server a chance to (wrongly) start more
+    // Behaviour under test: a stretch with nothing to wait for, in which the server must not start more.
+    await delay(50);
     expect(calls).toHaveLength(4);
     calls[1]?.resolve('OK d1'); // not at the head: nothing can be written, no slot frees
-    await delay(50);
+    await delay(50); // again a stretch in which nothing may happen
     expect(calls).toHaveLength(4);
     expect(c.replies).toEqual([]);
     calls[0]?.resolve('OK d0'); // d0 and d1 written: two more start
@@ -367,6 +352,7 @@ describe('socketmap requests over TCP', () => {
     // 40 MB of replies: far more than loopback socket buffers hold.
     const total = 400;
     c.send(...Array.from({ length: total }, (_, i) => `postfix d${i}.example`));
+    // What is tested is that the lookups stop: poll (bounded, 2 s) until a 50 ms stretch adds none.
     let seen = -1;
     for (let i = 0; i < 40 && lookups !== seen; i++) {
       seen = lookups;
@@ -443,6 +429,8 @@ describe('socketmap framing errors', () => {
 
 // ---------- timeouts ----------
 
+// The delays below are the behaviour under test (a quiet client, a trickling request, a slow lookup),
+// not synchronisation.
 describe('socketmap timeouts', () => {
   const SHORT_MS = 200;
 

@@ -7,8 +7,9 @@
  * timeout, "nothing more happens during this stretch"); say so in a comment at the sleep.
  */
 
-/** How long a test waits for an event before failing, unless it says otherwise. */
-export const WAIT_MS = 5_000;
+/** How long a test waits for an event before failing, unless it says otherwise: only a failing test waits
+ * this long, so it is generous (a loaded 2-core machine runs several test files at once). */
+export const WAIT_MS = 10_000;
 /** How often waitFor() checks its condition. */
 export const POLL_MS = 5;
 
