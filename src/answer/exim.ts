@@ -12,9 +12,8 @@
  * A reply that has no `mode` key is never an answer: the contrib Exim config defers on it.
  */
 import type { LookupResult, NoPolicyWhy } from '../resolver/types.js';
-import { policyAllowsMx } from '../sts/mx.js';
+import { policyAllowsMx patternText } from '../sts/mx.js';
 import type { Policy } from '../sts/types.js';
-import { patternText } from './postfix.js';
 
 /** What the resolver decided for one domain, as the Exim replies need it. */
 export type EximVerdict =

@@ -2,6 +2,7 @@
  * What Postfix is told, as socketmap(5) reply payloads (the netstring framing is the server's job).
  * This file is the only place that writes `OK ...`, `NOTFOUND ` or `PERM ...` for Postfix.
  */
+import { patternText } from '../sts/mx.js';
 import type { MxPattern, Policy } from '../sts/types.js';
 
 /** What the resolver decided for one query, as plain data. */
@@ -38,11 +39,6 @@ export function tempReply(reason: string): string {
  */
 export function postfixMatch(p: MxPattern): string {
   return p.wildcard ? `.${p.domain}` : p.domain;
-}
-
-/** The RFC 8461 text form of a pattern (`*.example.net`). */
-export function patternText(p: MxPattern): string {
-  return p.wildcard ? `*.${p.domain}` : p.domain;
 }
 
 export function postfixReply(verdict: Verdict, options: AnswerOptions): string {

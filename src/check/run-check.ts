@@ -9,10 +9,10 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { isStsError, type ReasonClass } from '../errors.js';
-import { createDnsClient, type Address, type DnsClient, type MxLookup } from '../net/dns.js';
-import { createPolicyFetcher, type PolicyFetcher } from '../net/policy-fetch.js';
+import type { Address, DnsClient, MxLookup } from '../net/dns.js';
+import type { PolicyFetcher } from '../net/policy-fetch.js';
 import { createStartTlsProber, type StartTlsProbe, type StartTlsProber } from '../net/starttls-probe.js';
-import { readCaFile } from '../resolver/assemble.js';
+import { networkFromConfig } from '../net/from-config.js';
 import { ConcurrencyLimit } from '../resolver/concurrency-limit.js';
 import { RFC8461 } from '../config/defaults.js';
 import { TLSRPT_PREFIX } from '../sts/tlsrpt.js';
@@ -59,15 +59,7 @@ export const CHECK_DEFAULTS = {
 
 /** Everything `check` needs, built from the daemon's config (`dns.*`, `fetch.*`). */
 export function assembleCheck(config: Config, smtpTimeoutMs: number): { deps: CheckDeps; options: CheckOptions; close(): Promise<void> } {
-  const dns = createDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
-  const extraCaPem = readCaFile(config.fetch.ca_file);
-  const fetcher = createPolicyFetcher(dns, {
-    extraCaPem,
-    allowPrivateAddresses: config.fetch.allow_private_addresses,
-    timeoutMs: config.fetch.timeout_ms,
-    maxBytes: config.fetch.max_bytes,
-    userAgent: config.fetch.user_agent,
-  });
+  const { dns, fetcher, extraCaPem } = networkFromConfig(config);
   // RFC 5321 §4.1.1.1: EHLO names the client; the host name is the honest answer.
   const probe = createStartTlsProber({ extraCaPem, timeoutMs: smtpTimeoutMs, ehloName: hostname() || 'localhost' });
   return {

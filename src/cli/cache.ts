@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
 import { openStore } from '../cache/open-store.js';
-import { patternText } from '../answer/postfix.js';
+import { patternText } from '../sts/mx.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import { normalizeDomainKey } from '../sts/domain.js';
 

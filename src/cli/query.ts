@@ -6,7 +6,7 @@ import { verdictOf } from '../answer/verdict.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import type { LookupResult } from '../resolver/types.js';
 import { normalizeDomainKey } from '../sts/domain.js';
-import { patternText } from '../answer/postfix.js';
+import { patternText } from '../sts/mx.js';
 import { REASONS } from '../errors.js';
 
 export interface QueryOptions {

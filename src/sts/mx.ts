@@ -102,3 +102,8 @@ export function asciiLower(s: string): string {
 function show(s: string): string {
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }
+
+/** The RFC 8461 text form of a pattern (`*.example.net`). */
+export function patternText(p: MxPattern): string {
+  return p.wildcard ? `*.${p.domain}` : p.domain;
+}

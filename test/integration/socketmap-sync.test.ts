@@ -15,22 +15,12 @@ import {
   type SocketmapServerOptions,
 } from '../../src/server/postfix/session.js';
 import { decodeFrames } from '../lab/netstring-frames.js';
+import { sleep as delay, waitFor as until } from '../lab/wait.js';
 
-const WAIT_MS = 3_000;
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
-
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < WAIT_MS / 5; i++) {
-    if (cond()) return;
-    await delay(5);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function serve(handler: SocketmapHandler, overrides: Partial<SocketmapServerOptions> = {}): Promise<BoundAddress> {
   const logger = pino({ level: 'silent' });
@@ -58,7 +48,10 @@ async function connect(address: BoundAddress): Promise<{ socket: Socket; replies
 
 const send = (socket: Socket, ...payloads: string[]) => socket.write(Buffer.concat(payloads.map((p) => encodeNetstring(p))));
 
-/** `now.*` keys are answered at once, `later.*` keys after a delay, `throw.*` keys throw. */
+/**
+ * `now.*` keys are answered at once, `later.*` keys after a delay, `throw.*` keys throw. The delays are
+ * the behaviour under test (answers that come later than the ones after them), not synchronisation.
+ */
 const mixed: SocketmapHandler = (_name, key) => {
   if (key.startsWith('throw')) throw new Error('boom');
   if (key.startsWith('now')) return `OK ${key}`;
@@ -100,6 +93,7 @@ describe('socketmap server: answers known at once', () => {
     c.socket.pause();
     const total = 400; // 40 MB of replies
     send(c.socket, ...Array.from({ length: total }, (_, i) => `postfix d${i}.example`));
+    // What is tested is that the lookups stop: poll (bounded, 2 s) until a 50 ms stretch adds none.
     let seen = -1;
     for (let i = 0; i < 40 && lookups !== seen; i++) {
       seen = lookups;
@@ -116,7 +110,7 @@ describe('socketmap server: answers known at once', () => {
     const started = Date.now();
     for (let i = 0; i < 8; i++) {
       send(c.socket, `postfix now.${i}`);
-      await delay(60);
+      await delay(60); // behaviour under test: requests spaced by less than the idle timeout
     }
     expect(c.closed()).toBe(false);
     expect(c.replies).toHaveLength(8);

@@ -3,10 +3,9 @@
  * nothing itself; it translates between the wire, the resolver and src/answer/exim.ts.
  */
 import { eximErrorReply, eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../../answer/exim.js';
-import { patternText } from '../../answer/postfix.js';
 import type { PolicyLookup } from '../../resolver/types.js';
 import { normalizeDomainKey } from '../../sts/domain.js';
-import { asciiLower, hostnameProblem } from '../../sts/mx.js';
+import { asciiLower, hostnameProblem, patternText } from '../../sts/mx.js';
 import type { EximHandler } from './session.js';
 
 export function eximLookupHandler(resolver: PolicyLookup): EximHandler {

@@ -1,0 +1,43 @@
+/**
+ * The DNS client and the policy fetcher as the config describes them (`dns.*`, `fetch.*`): one
+ * construction for the daemon's resolver and for `check`, so both see the world the same way.
+ */
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { createDnsClient, type DnsClient, type MxLookup } from './dns.js';
+import { createPolicyFetcher, type PolicyFetcher } from './policy-fetch.js';
+
+export interface Network {
+  dns: DnsClient & MxLookup;
+  fetcher: PolicyFetcher;
+  /** `fetch.ca_file`'s PEM (null when unset): `check` trusts the same extra roots for MX certificates. */
+  extraCaPem: string | null;
+}
+
+/** Throws ConfigError naming `fetch.ca_file` when that file is unusable. */
+export function networkFromConfig(config: Config): Network {
+  const dns = createDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
+  const extraCaPem = readCaFile(config.fetch.ca_file);
+  const fetcher = createPolicyFetcher(dns, {
+    extraCaPem,
+    allowPrivateAddresses: config.fetch.allow_private_addresses,
+    timeoutMs: config.fetch.timeout_ms,
+    maxBytes: config.fetch.max_bytes,
+    userAgent: config.fetch.user_agent,
+  });
+  return { dns, fetcher, extraCaPem };
+}
+
+/** Reads `fetch.ca_file` (PEM), also for `check`, which trusts the same extra roots for MX certificates. */
+export function readCaFile(file: string | null): string | null {
+  if (file === null) return null;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('fetch.ca_file', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('fetch.ca_file', `${file} holds no PEM certificate`);
+  return pem;
+}
