@@ -5,6 +5,7 @@
  *
  *   policy DOMAIN        -> mode=enforce mx="mx1.example.com *.example.net" id=20240101 max_age=86400
  *                           mode=none reason=no-record                     (no policy)
+ *                           mode=none reason=not-a-hostname                (no domain to look up)
  *   mx DOMAIN MXHOST     -> allowed=yes mode=enforce mx="..."
  *                           allowed=yes mode=none reason=no-record         (no policy)
  *   anything bad         -> error="..."
@@ -12,13 +13,18 @@
  * A reply that has no `mode` key is never an answer: the contrib Exim config defers on it.
  */
 import type { LookupResult, NoPolicyWhy } from '../resolver/types.js';
-import { policyAllowsMx patternText } from '../sts/mx.js';
+import type { KeySkipReason } from '../sts/domain.js';
+import { isHostname, patternText, policyAllowsMx } from '../sts/mx.js';
 import type { Policy } from '../sts/types.js';
 
-/** What the resolver decided for one domain, as the Exim replies need it. */
+/**
+ * What the resolver decided for one domain, as the Exim replies need it. A key with no policy to look up
+ * (src/sts/domain.ts) is `none` with its KeySkipReason: an answer, never an error, since the contrib
+ * router defers on an error and only a valid enforce policy may stop a delivery.
+ */
 export type EximVerdict =
   | { kind: 'policy'; id: string; policy: Policy }
-  | { kind: 'none'; why: NoPolicyWhy };
+  | { kind: 'none'; why: NoPolicyWhy | KeySkipReason };
 
 /** Longest error reason we send; the daemon's log has the rest. */
 const MAX_REASON_CHARS = 200;
@@ -74,11 +80,15 @@ export function eximValue(value: string): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** The `allowed` of eximMxReply: false only for an enforce or testing policy that no pattern of matches. */
+/**
+ * The `allowed` of eximMxReply: false only for an enforce or testing policy that no pattern of matches.
+ * `host` is lower case without a trailing dot; one that is not a host name (an underscore, an empty
+ * label) matches no pattern: RFC 8461 §3.2 patterns are host names, and `*.` stands for one LDH label.
+ */
 export function eximMxAllowed(verdict: EximVerdict, host: string): boolean {
   // RFC 8461 §5: mode none means "no policy": nothing constrains the MX hosts; likewise no policy at all.
   if (verdict.kind === 'none' || verdict.policy.mode === 'none') return true;
-  return policyAllowsMx(verdict.policy, host);
+  return isHostname(host) && policyAllowsMx(verdict.policy, host);
 }
 
 /** RFC 8461 §3.2 patterns in their text form, space-separated (a list Exim can split with `<space`). */
