@@ -4,19 +4,24 @@
  * the names, the validity dates, the TLS version — and QUIT. It judges nothing itself (src/check does)
  * and never throws: every outcome, including timeouts, is a value.
  *
+ * Bounded whatever the server does: the promise resolves only once the connection is closed, at the
+ * latest at `timeoutMs` (QUIT included), and what the server sends is read under SMTP_REPLY_LIMITS
+ * (./smtp-reply.ts): a flood ends the conversation with a reason naming the limit.
+ *
  * The handshake accepts any certificate and TLS 1.0 upwards on purpose: the point is to see and report
  * what the server offers, not to deliver mail over it.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { certificateDnsIds } from './identity.js';
+import { ReplyReader } from './smtp-reply.js';
 
 /** RFC 5321 §4.5.4.2 / RFC 8461 §4: MTA-STS protects SMTP to the MX on the standard port. */
 export const SMTP_PORT = 25;
-/** A reply longer than this (all lines together) is not an SMTP server we want to keep reading. */
-const MAX_REPLY_BYTES = 16 * 1024;
-/** After QUIT, wait this long for "221" before closing anyway. */
+/** After QUIT, wait this long for "221" before closing anyway (never past the probe's deadline). */
 const QUIT_WAIT_MS = 1_000;
+/** After the deadline destroyed the sockets, resolve at the latest this much later even if no 'close' came. */
+const CLOSE_GRACE_MS = 1_000;
 
 export interface StartTlsProbeOptions {
   /** Extra trusted roots (PEM), added to the system roots (`fetch.ca_file`). */
@@ -72,41 +77,65 @@ export function createStartTlsProber(options: StartTlsProbeOptions): StartTlsPro
 function probe(mxHost: string, address: string, ca: string[], options: StartTlsProbeOptions): Promise<StartTlsProbe> {
   return new Promise<StartTlsProbe>((resolve) => {
     let stage: ProbeStage = 'connect';
-    let settled = false;
-    let plain: Socket | null = null;
+    /** The first outcome known wins; it is handed out once the connection is gone. */
+    let result: StartTlsProbe | null = null;
     let secure: TLSSocket | null = null;
-    const replies = new ReplyReader();
+    let released = false;
 
-    const finish = (result: StartTlsProbe) => {
-      if (settled) return;
-      settled = true;
+    // Every byte read, before and after STARTTLS, counts against the reader's limits; a flood ends the
+    // conversation at once, without QUIT.
+    const overflow = (why: string) => abort({ kind: 'broken', stage, error: why });
+    const replies = new ReplyReader(overflow);
+
+    /** The promise resolves only when no socket of this probe is left: a long-lived caller leaks nothing. */
+    const release = () => {
+      if (released || result === null) return;
+      released = true;
       clearTimeout(deadline);
+      clearTimeout(grace);
       resolve(result);
     };
-    const abort = (result: StartTlsProbe) => {
-      finish(result);
-      secure?.destroy();
-      plain?.destroy();
+    const conclude = (r: StartTlsProbe) => {
+      result ??= r;
     };
-    const deadline = setTimeout(() => abort({ kind: 'timeout', stage }), options.timeoutMs);
+    const hangUp = () => {
+      secure?.destroy();
+      plain.destroy();
+    };
+    const abort = (r: StartTlsProbe) => {
+      conclude(r);
+      hangUp();
+    };
+    let grace: NodeJS.Timeout | undefined;
+    // One deadline for the whole conversation, QUIT included: whatever the server does (answers QUIT with
+    // 221 and keeps the connection open, stops reading, trickles), the sockets are destroyed by then.
+    const deadline = setTimeout(() => {
+      abort({ kind: 'timeout', stage });
+      // 'close' follows destroy() within a turn of the event loop; this only guards against it never coming.
+      grace = setTimeout(release, CLOSE_GRACE_MS);
+    }, options.timeoutMs);
 
-    /** Sends QUIT, waits briefly for 221, then closes; the probe result is already settled. */
+    /**
+     * RFC 5321 §4.1.1.10: QUIT, then the server answers 221 and closes. We close our side as soon as any
+     * reply comes (RFC 5321 §4.1.1.10 lets the client close once it has the reply), or after
+     * QUIT_WAIT_MS, so a server that answers and keeps the connection open holds nothing of ours.
+     */
     const quit = (sock: Socket | TLSSocket, reader: ReplyReader) => {
       const timer = setTimeout(() => sock.destroy(), QUIT_WAIT_MS);
+      const close = (how: 'soon' | 'now') => {
+        clearTimeout(timer);
+        // destroySoon: our QUIT (and a TLS close_notify) is flushed, then the socket is destroyed.
+        if (how === 'soon') sock.destroySoon();
+        else sock.destroy();
+      };
       reader.next().then(
-        () => {
-          clearTimeout(timer);
-          sock.end();
-        },
-        () => {
-          clearTimeout(timer);
-          sock.destroy();
-        },
+        () => close('soon'),
+        () => close('now'),
       );
       sock.write('QUIT\r\n');
     };
 
-    plain = netConnect({ host: address, port: SMTP_PORT });
+    const plain: Socket = netConnect({ host: address, port: SMTP_PORT });
     plain.setNoDelay(true);
     plain.on('error', (err: NodeJS.ErrnoException) => {
       const error = err.code ?? err.message;
@@ -115,16 +144,22 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
       // During the handshake the TLS socket reports the failure.
     });
     plain.on('data', (chunk: Buffer) => replies.push(chunk));
-    plain.on('close', () => replies.close('connection closed'));
+    plain.on('close', () => {
+      replies.close('connection closed');
+      // A TLS socket layered on this one is gone with it.
+      secure?.destroy();
+      conclude(stage === 'handshake' ? { kind: 'tls-failed', error: 'connection closed during the handshake' } : { kind: 'broken', stage, error: 'connection closed' });
+      release();
+    });
 
     plain.once('connect', async () => {
-      const sock = plain!;
+      const sock = plain;
       try {
         // RFC 5321 §4.3.1: the greeting is 220; 554 means "no SMTP service here".
         stage = 'banner';
         const banner = await replies.next();
         if (banner.code !== 220) {
-          finish({ kind: 'refused', stage: 'banner', reply: banner.text });
+          conclude({ kind: 'refused', stage: 'banner', reply: banner.text });
           quit(sock, replies);
           return;
         }
@@ -133,13 +168,13 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
         sock.write(`EHLO ${options.ehloName}\r\n`);
         const ehlo = await replies.next();
         if (ehlo.code !== 250) {
-          finish({ kind: 'refused', stage: 'ehlo', reply: ehlo.text });
+          conclude({ kind: 'refused', stage: 'ehlo', reply: ehlo.text });
           quit(sock, replies);
           return;
         }
         const extensions = ehlo.lines.slice(1).map((l) => l.split(' ')[0]!.toUpperCase());
         if (!extensions.includes('STARTTLS')) {
-          finish({ kind: 'no-starttls', extensions });
+          conclude({ kind: 'no-starttls', extensions });
           quit(sock, replies);
           return;
         }
@@ -148,13 +183,16 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
         const ready = await replies.next();
         // RFC 3207 §4: 220 "Ready to start TLS"; anything else (454 TLS not available) means no TLS.
         if (ready.code !== 220) {
-          finish({ kind: 'refused', stage: 'starttls', reply: ready.text });
+          conclude({ kind: 'refused', stage: 'starttls', reply: ready.text });
           quit(sock, replies);
           return;
         }
         stage = 'handshake';
+        // RFC 3207 §4.2: whatever the server sent in clear after its 220 is discarded, never read as TLS
+        // or as a reply.
         sock.removeAllListeners('data');
-        secure = tlsConnect({
+        replies.close('STARTTLS');
+        const tls = tlsConnect({
           socket: sock,
           servername: mxHost,
           ca,
@@ -166,18 +204,20 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
           minVersion: 'TLSv1',
           ciphers: 'DEFAULT@SECLEVEL=0',
         });
-        secure.on('error', (err: NodeJS.ErrnoException) => {
+        secure = tls;
+        tls.on('error', (err: NodeJS.ErrnoException) => {
           if (stage === 'handshake') abort({ kind: 'tls-failed', error: err.code ?? err.message });
         });
-        secure.once('close', () => {
+        tls.once('close', () => {
           if (stage === 'handshake') abort({ kind: 'tls-failed', error: 'connection closed during the handshake' });
+          // The plain socket under it closes too; its 'close' releases the probe.
+          plain.destroy();
         });
-        secure.once('secureConnect', () => {
-          const tls = secure!;
+        tls.once('secureConnect', () => {
           stage = 'ehlo';
           const peer = tls.getPeerCertificate(false);
           const certificate = peer && Object.keys(peer).length > 0 ? certificateFacts(peer) : null;
-          finish({
+          conclude({
             kind: 'tls',
             protocol: tls.getProtocol(),
             cipher: tls.getCipher()?.name ?? null,
@@ -185,8 +225,9 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
             authorizationError: tls.authorizationError ? String(tls.authorizationError) : null,
             certificate,
           });
-          // RFC 5321 §4.1.1.10: QUIT may be sent at any time; over TLS it goes in the new session.
-          const tlsReplies = new ReplyReader();
+          // RFC 5321 §4.1.1.10: QUIT may be sent at any time; over TLS it goes in the new session, read
+          // under the same limits.
+          const tlsReplies = new ReplyReader(() => hangUp());
           tls.on('data', (chunk: Buffer) => tlsReplies.push(chunk));
           tls.on('close', () => tlsReplies.close('connection closed'));
           quit(tls, tlsReplies);
@@ -219,55 +260,4 @@ function nameText(name: PeerCertificate['subject'] | undefined): string {
 function isoDate(text: string): string {
   const t = Date.parse(text);
   return Number.isNaN(t) ? text : new Date(t).toISOString();
-}
-
-interface Reply {
-  code: number;
-  lines: string[];
-  text: string;
-}
-
-/**
- * RFC 5321 §4.2: a reply is one or more lines "ddd-text" ending with a line "ddd text" (or bare "ddd").
- * Replies are handed out in order; a reply over MAX_REPLY_BYTES or a closed connection rejects.
- */
-class ReplyReader {
-  private buffer = '';
-  private lines: string[] = [];
-  private ready: Reply[] = [];
-  private waiting: Array<{ resolve: (r: Reply) => void; reject: (e: Error) => void }> = [];
-  private closed: string | null = null;
-
-  push(chunk: Buffer): void {
-    // latin1: every byte maps to one character, so a hostile byte never breaks decoding; control
-    // characters (terminal escapes) never leave this reader.
-    this.buffer += chunk.toString('latin1').replace(/[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, '?');
-    for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.lines.push(line);
-      if (!/^\d{3}-/.test(line)) {
-        const reply: Reply = { code: Number(line.slice(0, 3)) || 0, lines: this.lines.map((l) => l.slice(4)), text: this.lines.join(' | ') };
-        this.lines = [];
-        const waiter = this.waiting.shift();
-        if (waiter) waiter.resolve(reply);
-        else this.ready.push(reply);
-      }
-    }
-    const pending = this.buffer.length + this.lines.reduce((n, l) => n + l.length + 2, 0);
-    if (pending > MAX_REPLY_BYTES) this.close(`reply longer than ${MAX_REPLY_BYTES} bytes`);
-  }
-
-  close(why: string): void {
-    if (this.closed !== null) return;
-    this.closed = why;
-    for (const w of this.waiting.splice(0)) w.reject(new Error(why));
-  }
-
-  next(): Promise<Reply> {
-    const reply = this.ready.shift();
-    if (reply) return Promise.resolve(reply);
-    if (this.closed !== null) return Promise.reject(new Error(this.closed));
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-  }
 }

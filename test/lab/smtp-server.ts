@@ -36,6 +36,11 @@ export interface SmtpServerOptions {
   minTlsVersion?: 'TLSv1' | 'TLSv1.2';
   /** Highest TLS version; 'TLSv1.1' makes a legacy server (TLS 1.0/1.1 only, OpenSSL SECLEVEL=0). */
   maxTlsVersion?: 'TLSv1.1' | 'TLSv1.3';
+  /**
+   * 'close' (default): QUIT gets 221 and the connection closes (RFC 5321 §4.1.1.10). 'hold': a hostile
+   * server that answers 221 and then keeps the connection open for ever, even after the client's FIN.
+   */
+  quit?: 'close' | 'hold';
 }
 
 export interface SmtpServer {
@@ -44,6 +49,10 @@ export interface SmtpServer {
   messages(): ReceivedMessage[];
   /** Every connection, with whether and how it switched to TLS. */
   sessions(): SmtpSession[];
+  /** Connections the client has not closed yet (no FIN or reset seen from it). */
+  openConnections(): number;
+  /** Connections whose server side is still open (with quit 'hold', also after the client left). */
+  heldConnections(): number;
   /** Resolves with the first message matching `pred`, or rejects after `timeoutMs`. */
   waitForMessage(pred: (m: ReceivedMessage) => boolean, timeoutMs: number): Promise<ReceivedMessage>;
   stop(): Promise<void>;
@@ -67,10 +76,18 @@ export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServ
   const messages: ReceivedMessage[] = [];
   const sessions: SmtpSession[] = [];
   const sockets = new Set<Socket>();
+  const clientOpen = new Set<Socket>();
 
-  const server: Server = createServer((raw) => {
+  // 'hold' keeps our side open after the client's FIN (no automatic end), like a server that never closes.
+  const server: Server = createServer({ allowHalfOpen: opts.quit === 'hold' }, (raw) => {
     sockets.add(raw);
-    raw.on('close', () => sockets.delete(raw));
+    clientOpen.add(raw);
+    raw.on('close', () => {
+      sockets.delete(raw);
+      clientOpen.delete(raw);
+    });
+    // The client's FIN: with quit 'hold' our side stays open, but the client is gone.
+    raw.on('end', () => clientOpen.delete(raw));
     raw.on('error', () => {});
     const session: SmtpSession = { tls: false, sni: null, tlsVersion: null, at: Date.now() };
     sessions.push(session);
@@ -134,8 +151,12 @@ export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServ
           sock.removeListener('data', onData);
           // RFC 3207 §4.2: anything the client sent after STARTTLS in clear is discarded.
           buffer = Buffer.alloc(0);
+          // Inherits allowHalfOpen from the socket it wraps ('hold').
           const secure = new TLSSocket(sock, { isServer: true, secureContext: context });
           secure.on('error', () => sock.destroy());
+          // Once TLS owns the connection, the client's FIN shows on the TLS socket.
+          secure.on('end', () => clientOpen.delete(initial));
+          secure.on('close', () => clientOpen.delete(initial));
           secure.once('secure', () => {
             session.tls = true;
             session.tlsVersion = secure.getProtocol() ?? null;
@@ -168,7 +189,7 @@ export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServ
           return void reply('250 2.0.0 ok');
         case 'QUIT':
           reply('221 2.0.0 bye');
-          sock.end();
+          if (opts.quit !== 'hold') sock.end();
           return;
         default:
           return void reply('502 5.5.2 command not recognized');
@@ -190,6 +211,8 @@ export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServ
     port,
     messages: () => [...messages],
     sessions: () => [...sessions],
+    openConnections: () => clientOpen.size,
+    heldConnections: () => sockets.size,
     async waitForMessage(pred, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
