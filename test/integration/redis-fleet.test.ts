@@ -13,6 +13,7 @@ import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
 import { startRedis, type RedisLab } from '../lab/redis.js';
 import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { connectSocketmap, type SocketmapClient } from '../lab/socketmap-client.js';
+import { waitFor } from '../lab/wait.js';
 
 const ZONE = 'fleet.test';
 const LABELS = ['alpha', 'beta', 'gamma', 'delta'];
@@ -44,13 +45,6 @@ log: { level: info }
   return connectSocketmap({ port });
 }
 
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 beforeAll(async () => {
   worldAddress = await allocateLoopback();
@@ -85,7 +79,7 @@ describe('a fleet sharing Redis', () => {
 
     // What the online daemon learns, the offline one answers from Redis.
     expect(await online.query('postfix', `alpha.${ZONE}`)).toBe(secure('alpha'));
-    await eventually(async () => (await offline.query('postfix', `alpha.${ZONE}`)) === secure('alpha'), 'alpha via Redis');
+    await waitFor(async () => (await offline.query('postfix', `alpha.${ZONE}`)) === secure('alpha'), 'alpha via Redis');
 
     // Redis goes away: answers continue from the hot tier, new domains are resolved directly.
     await redis.stop();
@@ -97,9 +91,9 @@ describe('a fleet sharing Redis', () => {
 
     // Redis comes back (empty): both reconnect by themselves (and say so) and share again.
     await redis.restart();
-    await eventually(async () => daemons.every((d) => d.output().includes('redis cache reachable again')), 'reconnects');
+    await waitFor(async () => daemons.every((d) => d.output().includes('redis cache reachable again')), 'reconnects');
     expect(await online.query('postfix', `delta.${ZONE}`)).toBe(secure('delta'));
-    await eventually(async () => (await offline.query('postfix', `delta.${ZONE}`)) === secure('delta'), 'delta via Redis again');
+    await waitFor(async () => (await offline.query('postfix', `delta.${ZONE}`)) === secure('delta'), 'delta via Redis again');
     online.close();
     offline.close();
 
