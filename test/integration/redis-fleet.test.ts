@@ -45,7 +45,6 @@ log: { level: info }
   return connectSocketmap({ port });
 }
 
-
 beforeAll(async () => {
   worldAddress = await allocateLoopback();
   deadAddress = await allocateLoopback();
