@@ -8,7 +8,7 @@
  *                           mode=none reason=not-a-hostname                (no domain to look up)
  *   mx DOMAIN MXHOST     -> allowed=yes mode=enforce mx="..."
  *                           allowed=yes mode=none reason=no-record         (no policy)
- *   anything bad         -> error="..."
+ *   a malformed request  -> error="..."   (not `policy DOMAIN` or `mx DOMAIN MXHOST`, timeout, failure)
  *
  * A reply that has no `mode` key is never an answer: the contrib Exim config defers on it.
  */
@@ -82,13 +82,15 @@ export function eximValue(value: string): string {
 
 /**
  * The `allowed` of eximMxReply: false only for an enforce or testing policy that no pattern of matches.
- * `host` is lower case without a trailing dot; one that is not a host name (an underscore, an empty
- * label) matches no pattern: RFC 8461 §3.2 patterns are host names, and `*.` stands for one LDH label.
+ * A `host` that is not a host name (an underscore, an empty label) matches no pattern: RFC 8461 §3.2
+ * patterns are host names, and `*.` stands for one LDH label.
  */
 export function eximMxAllowed(verdict: EximVerdict, host: string): boolean {
   // RFC 8461 §5: mode none means "no policy": nothing constrains the MX hosts; likewise no policy at all.
   if (verdict.kind === 'none' || verdict.policy.mode === 'none') return true;
-  return isHostname(host) && policyAllowsMx(verdict.policy, host);
+  // An absolute name (one trailing dot) is the same host (RFC 8461 §4.1 compares names as found in DNS).
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  return isHostname(name) && policyAllowsMx(verdict.policy, name);
 }
 
 /** RFC 8461 §3.2 patterns in their text form, space-separated (a list Exim can split with `<space`). */

@@ -2,6 +2,7 @@
  * What Postfix is told, as socketmap(5) reply payloads (the netstring framing is the server's job).
  * This file is the only place that writes `OK ...`, `NOTFOUND ` or `PERM ...` for Postfix.
  */
+import { SOCKETMAP } from '../config/defaults.js';
 import { patternText } from '../sts/mx.js';
 import type { MxPattern, Policy } from '../sts/types.js';
 
@@ -16,6 +17,11 @@ export interface AnswerOptions {
   strictTesting: boolean;
   /** Postfix >= 3.10: append TLSRPT attributes, which also make >= 3.10.5 apply §4.1 matching itself. */
   tlsrpt: boolean;
+  /**
+   * Longest reply payload in bytes (config socketmap.max_reply_bytes, Postfix's socketmap_max_reply);
+   * default SOCKETMAP.MAX_REPLY_BYTES. postfixAnswer shortens a longer reply rather than send it.
+   */
+  maxReplyBytes?: number;
 }
 
 // socketmap(5): "NOTFOUND" followed by a space and an empty reason.
@@ -41,30 +47,145 @@ export function postfixMatch(p: MxPattern): string {
   return p.wildcard ? `.${p.domain}` : p.domain;
 }
 
+/** How a reply was made to fit Postfix's socketmap_max_reply, when it had to be (docs/decisions.md). */
+export type Shortening =
+  /** The TLSRPT attributes are left out; the enforce directive is whole. */
+  | 'tlsrpt-dropped'
+  /** `match=` lost only entries another entry already covers in Postfix's matching: same hosts. */
+  | 'match-compacted'
+  /** `match=` names parent domains of the policy's patterns: still verified TLS, to more hosts. */
+  | 'match-widened'
+  /** Not even parent domains fit: TLS is required, the certificate not checked. */
+  | 'encrypt-only';
+
+/** A reply, and whether it had to be shortened to fit. */
+export interface PostfixAnswer {
+  reply: string;
+  shortened?: Shortening;
+}
+
+/** The reply payload for a verdict (postfixAnswer without the note on shortening). */
 export function postfixReply(verdict: Verdict, options: AnswerOptions): string {
-  if (verdict.kind === 'none') return NOTFOUND;
+  return postfixAnswer(verdict, options).reply;
+}
+
+/**
+ * The reply for a verdict, never longer than options.maxReplyBytes: Postfix refuses a longer one as a
+ * table error ("PERM reply longer than ..."), and a table error defers the mail. What gives way first is
+ * what costs least: the TLSRPT attributes (reports lose detail), then duplicate `match=` entries (no
+ * loss), then the precision of `match=` (parent domains), and last the certificate check (`encrypt`).
+ * Every step still lets every MX host the policy allows through, so no step defers mail by our mistake.
+ */
+export function postfixAnswer(verdict: Verdict, options: AnswerOptions): PostfixAnswer {
+  if (verdict.kind === 'none') return { reply: NOTFOUND };
   const { policy } = verdict;
   const enforced = policy.mode === 'enforce' || (policy.mode === 'testing' && options.strictTesting);
-  if (!enforced || policy.mx.length === 0) return NOTFOUND;
-  // servername=hostname: SNI is the MX host name (RFC 8461 §4.2 requires the certificate to match it).
-  let reply = `OK secure match=${policy.mx.map(postfixMatch).join(':')} servername=hostname`;
-  if (options.tlsrpt) reply += ' ' + tlsrptAttributes(verdict.domain, policy, verdict.text);
-  return reply;
+  if (!enforced || policy.mx.length === 0) return { reply: NOTFOUND };
+  const limit = options.maxReplyBytes ?? SOCKETMAP.MAX_REPLY_BYTES;
+  const matches = policy.mx.map(postfixMatch);
+  const secure = secureReply(matches);
+  if (options.tlsrpt) {
+    const whole = `${secure} ${tlsrptAttributes(verdict.domain, policy, verdict.text)}`;
+    if (fits(whole, limit)) return { reply: whole };
+  }
+  if (fits(secure, limit)) return options.tlsrpt ? { reply: secure, shortened: 'tlsrpt-dropped' } : { reply: secure };
+  const compact = compactMatches(matches);
+  if (fits(secureReply(compact), limit)) return { reply: secureReply(compact), shortened: 'match-compacted' };
+  // Parent domains, from the deepest that fits down to two labels: never a top-level domain alone, which
+  // any certificate of any site under it would match.
+  const deepest = Math.max(...compact.map((m) => labelCount(m)));
+  for (let depth = deepest - 1; depth >= MIN_WIDENED_LABELS; depth--) {
+    const widened = secureReply(compactMatches(compact.map((m) => widen(m, depth))));
+    if (fits(widened, limit)) return { reply: widened, shortened: 'match-widened' };
+  }
+  // Every MX host an enforce policy allows must offer STARTTLS (RFC 8461 §4.2), so requiring TLS still
+  // delivers to each of them, and never in clear text.
+  return { reply: ENCRYPT_REPLY, shortened: 'encrypt-only' };
+}
+
+// servername=hostname: SNI is the MX host name (RFC 8461 §4.2 requires the certificate to match it).
+const secureReply = (matches: string[]): string => `OK secure match=${matches.join(':')} servername=hostname`;
+/** The last resort of postfixAnswer: mandatory TLS, no certificate check (postconf(5) "encrypt"). */
+const ENCRYPT_REPLY = 'OK encrypt';
+/** A widened `match=` keeps at least a registered-domain-like suffix: `.example.net`, never `.net`. */
+const MIN_WIDENED_LABELS = 2;
+
+/** Postfix netstring_get refuses a payload only when it is longer than the limit. */
+function fits(reply: string, limit: number): boolean {
+  // Bytes are at least as many as UTF-16 units: most replies are decided without counting.
+  return reply.length <= limit / 3 || Buffer.byteLength(reply) <= limit;
+}
+
+function labelCount(match: string): number {
+  let n = 1;
+  for (let i = match.startsWith('.') ? 1 : 0; i < match.length; i++) if (match.charCodeAt(i) === 0x2e) n++;
+  return n;
+}
+
+/** A `match=` entry cut to its last `depth` labels, as a parent-domain entry (`.example.net`). */
+function widen(match: string, depth: number): string {
+  const name = match.startsWith('.') ? match.slice(1) : match;
+  const labels = name.split('.');
+  return labels.length > depth ? `.${labels.slice(-depth).join('.')}` : match;
+}
+
+/**
+ * The `match=` entries without the ones another entry already covers, in their order. In Postfix's
+ * matching (postconf(5) smtp_tls_secure_cert_match) `.example.net` covers every name below example.net,
+ * but not example.net itself; so `mx1.example.net` and `.a.example.net` go when `.example.net` is there.
+ */
+export function compactMatches(matches: string[]): string[] {
+  const parents = new Set(matches.filter((m) => m.startsWith('.')));
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const m of matches) {
+    if (seen.has(m) || coveredByParent(m, parents)) continue;
+    seen.add(m);
+    out.push(m);
+  }
+  return out;
+}
+
+/** Whether a strict parent domain of `match` is among `parents` (each `.suffix`). */
+function coveredByParent(match: string, parents: Set<string>): boolean {
+  // Every ".suffix" of the name below the match itself: at most 127 of them (RFC 1035 §2.3.4).
+  for (let at = match.indexOf('.', 1); at >= 0; at = match.indexOf('.', at + 1)) {
+    if (parents.has(match.slice(at))) return true;
+  }
+  return false;
 }
 
 /**
  * Postfix 3.10 TLSRPT_README: `policy_type=sts policy_domain=D mx_host_pattern=P... { policy_string = L }...`.
- * Each non-empty policy line becomes one policy_string; whitespace-only lines carry nothing.
+ * Each non-empty policy line becomes one policy_string, unless Postfix could not read it back (see
+ * policyStringValue).
  */
 function tlsrptAttributes(domain: string, policy: Policy, text: string): string {
   const parts = ['policy_type=sts', `policy_domain=${domain}`];
   for (const p of policy.mx) parts.push(`mx_host_pattern=${patternText(p)}`);
-  for (const line of text.split(/\r?\n/)) {
-    const clean = line.trim();
-    // `}` would end the attribute early in Postfix's parser; such a line cannot be passed on verbatim.
-    if (clean !== '' && !clean.includes('}')) parts.push(`{ policy_string = ${clean} }`);
+  for (const line of text.split('\n')) {
+    const value = policyStringValue(line);
+    if (value !== undefined) parts.push(`{ policy_string = ${value} }`);
   }
   return parts.join(' ');
+}
+
+/**
+ * One policy line as the value of `{ policy_string = ... }`, or undefined when it is empty or Postfix
+ * could not read it back. Postfix 3.10+ smtp_tls_policy.c splits the reply with mystrtokq(", \t\r\n",
+ * "{}") and unwraps `{...}` with extpar(): a `{` or `}` inside the value unbalances the braces and the
+ * whole policy is "malformed attribute/value pair" (the mail is deferred). So such a line is left out,
+ * as other MTA-STS daemons do (TLSRPT reports then quote the policy without it); so is a line holding a
+ * control character other than HTAB, which the policy grammar has no use for and which must not reach
+ * Postfix's C strings (NUL) or logs.
+ */
+export function policyStringValue(line: string): string | undefined {
+  // split_nameval() trims ASCII blanks around the value; CR is the CRLF line end (RFC 8461 §3.2).
+  const value = line.replace(/^[ \t\r]+|[ \t\r]+$/g, '');
+  if (value === '') return undefined;
+  // eslint-disable-next-line no-control-regex
+  if (/[{}\x00-\x08\x0a-\x1f\x7f]/.test(value)) return undefined;
+  return value;
 }
 
 function oneLine(s: string): string {

@@ -10,6 +10,7 @@ import {
 } from '../../src/answer/exim.js';
 import type { CacheEntry } from '../../src/cache/store.js';
 import type { NoPolicyWhy } from '../../src/resolver/types.js';
+import type { KeySkipReason } from '../../src/sts/domain.js';
 import type { Mode, Policy } from '../../src/sts/types.js';
 
 const policy = (mode: Mode, mx: string[]): Policy => ({
@@ -24,7 +25,7 @@ const has = (mode: Mode, mx: string[] = ['mx1.example.com', '*.mx.example.net'])
   id: '20240101T1',
   policy: policy(mode, mx),
 });
-const none = (why: NoPolicyWhy): EximVerdict => ({ kind: 'none', why });
+const none = (why: NoPolicyWhy | KeySkipReason): EximVerdict => ({ kind: 'none', why });
 
 /**
  * Exim 4.96 `${extract{key}{string}}` (expand.c expand_getkeyed, string.c string_dequote), written from
@@ -76,6 +77,11 @@ describe('eximPolicyReply', () => {
     ['discovery or fetch failed, nothing cached', none('failed'), 'mode=none reason=failed\n'],
     ['the answer deadline passed', none('deadline'), 'mode=none reason=deadline\n'],
     ['not a domain MTA-STS applies to', none('not-applicable'), 'mode=none reason=not-applicable\n'],
+    // A key with no policy to look up is an answer with its class, never error= (which defers).
+    ['a name with an underscore', none('not-a-hostname'), 'mode=none reason=not-a-hostname\n'],
+    ['a bracketed next hop', none('next-hop'), 'mode=none reason=next-hop\n'],
+    ['an address literal', none('address-literal'), 'mode=none reason=address-literal\n'],
+    ['an over-long name', none('too-long'), 'mode=none reason=too-long\n'],
   ])('%s', (_rule, verdict, want) => {
     expect(eximPolicyReply(verdict)).toBe(want);
   });
@@ -96,6 +102,12 @@ describe('eximMxReply: RFC 8461 §4.1 matching', () => {
     ['testing: a listed host', has('testing'), 'mx1.example.com', 'yes'],
     ['mode none: nothing is constrained', has('none', []), 'anything.example', 'yes'],
     ['no policy: nothing is constrained', none('no-record'), 'anything.example', 'yes'],
+    // An MX name that is no host name matches no pattern: refused under a policy, never an error.
+    ['an underscore matches no exact pattern', has('enforce'), 'mx_1.example.com', 'no'],
+    ['*. stands for one LDH label, not "a_b"', has('enforce'), 'a_b.mx.example.net', 'no'],
+    ['an empty label matches nothing', has('enforce'), 'mx1..example.com', 'no'],
+    ['no policy: an odd MX name is allowed', none('no-record'), 'mx_1.example.com', 'yes'],
+    ['a key with no policy to look up: allowed', none('not-a-hostname'), 'mx_1.example.com', 'yes'],
   ])('%s: %s -> allowed=%s', (_rule, verdict, host, allowed) => {
     const reply = eximMxReply(verdict, host);
     expect(extract('allowed', reply)).toBe(allowed);

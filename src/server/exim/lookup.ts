@@ -2,31 +2,41 @@
  * The Exim request handler: request -> domain -> lookup -> reply. Like the Postfix map handler it decides
  * nothing itself; it translates between the wire, the resolver and src/answer/exim.ts.
  */
-import { eximErrorReply, eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../../answer/exim.js';
+import type { Logger } from 'pino';
+import { eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../../answer/exim.js';
 import type { PolicyLookup } from '../../resolver/types.js';
-import { normalizeDomainKey } from '../../sts/domain.js';
-import { asciiLower, hostnameProblem, patternText } from '../../sts/mx.js';
+import { keySkipReason, normalizeDomainKey, type KeySkipReason } from '../../sts/domain.js';
+import { asciiLower, patternText } from '../../sts/mx.js';
 import type { EximHandler } from './session.js';
 
-export function eximLookupHandler(resolver: PolicyLookup): EximHandler {
-  const verdictFor = async (key: string): Promise<EximVerdict | { error: string }> => {
+/** What the handler needs besides the resolver. */
+export interface EximLookupOptions {
+  /** Told of every domain answered `mode=none` because it has no policy to look up (a counter by reason). */
+  onSkippedKey?: (reason: KeySkipReason) => void;
+}
+
+export function eximLookupHandler(resolver: PolicyLookup, options: EximLookupOptions = {}): EximHandler {
+  const { onSkippedKey } = options;
+  const verdictFor = async (key: string, log: Logger): Promise<EximVerdict> => {
     // Exim's $domain goes through the same normalisation as a Postfix key (docs/decisions.md "Lookup
-    // keys"): address literals, parent probes and single labels have no policy, without a lookup.
+    // keys"): a key with no policy to look up is `mode=none reason=<class>`, never an error.
     const k = normalizeDomainKey(key);
-    if (k.kind === 'invalid') return { error: `invalid domain: ${k.why}` };
-    if (k.kind === 'skip') return { kind: 'none', why: 'not-applicable' };
+    if (k.kind !== 'domain') {
+      const reason = keySkipReason(k);
+      onSkippedKey?.(reason);
+      log.debug({ domain: key, reason, ...(k.kind === 'invalid' ? { why: k.why } : {}) }, 'exim: domain has no policy to look up');
+      return { kind: 'none', why: reason };
+    }
     return eximVerdictOf(await resolver.lookup(k.domain));
   };
 
   return async (request, log) => {
     if (request.verb === 'mx') {
       // RFC 8461 §4.1 compares the MX host name as found in DNS: case-insensitive, an absolute name's
-      // trailing dot ignored. Anything that is not a host name cannot match and is a caller's mistake.
+      // trailing dot ignored. A name that is no host name matches no pattern (eximMxAllowed): refused
+      // under a policy, allowed without one, never an error that would defer mail with no policy.
       const host = asciiLower(request.host.replace(/\.$/, ''));
-      const problem = hostnameProblem(host);
-      if (problem !== undefined) return eximErrorReply(`invalid mx host: ${problem}`);
-      const verdict = await verdictFor(request.domain);
-      if ('error' in verdict) return eximErrorReply(verdict.error);
+      const verdict = await verdictFor(request.domain, log);
       if (!eximMxAllowed(verdict, host) && verdict.kind === 'policy') {
         // Exim logs a refused connection only as "defer (-58)" (ERRNO_EVENT): the reason is logged here.
         const { mode, mx } = verdict.policy;
@@ -34,7 +44,6 @@ export function eximLookupHandler(resolver: PolicyLookup): EximHandler {
       }
       return eximMxReply(verdict, host);
     }
-    const verdict = await verdictFor(request.domain);
-    return 'error' in verdict ? eximErrorReply(verdict.error) : eximPolicyReply(verdict);
+    return eximPolicyReply(await verdictFor(request.domain, log));
   };
 }
