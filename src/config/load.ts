@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse, YAMLParseError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { detectFormat, explainInTheirTerms, migrateResolverConfig, RESOLVER_FORMAT, type ConfigFormat } from './migrate-resolver.js';
+import { currentRuntime, type Runtime } from './cache-path.js';
 import { defaultConfig, validateConfig, type Config } from './schema.js';
 
 /** A validated config and what reading it had to say. */
@@ -38,21 +39,22 @@ export function readConfig(file: string | undefined): LoadedConfig {
   }
 }
 
-export function parseConfig(source: string, file = 'config'): Config {
-  return parseConfigSource(source, file).config;
+/** `runtime`: where the daemon runs, which decides the default cache path (src/config/cache-path.ts). */
+export function parseConfig(source: string, file = 'config', runtime: Runtime = currentRuntime()): Config {
+  return parseConfigSource(source, file, runtime).config;
 }
 
 /** Parses either format; see src/config/migrate-resolver.ts for postfix-mta-sts-resolver's. */
-export function parseConfigSource(source: string, file = 'config'): Omit<LoadedConfig, 'file'> {
+export function parseConfigSource(source: string, file = 'config', runtime: Runtime = currentRuntime()): Omit<LoadedConfig, 'file'> {
   const raw = parseYaml(source, file, '1.2');
   const format = detectFormat(raw);
-  if (format !== RESOLVER_FORMAT) return { config: validateConfig(raw), format, warnings: [] };
+  if (format !== RESOLVER_FORMAT) return { config: validateConfig(raw, runtime), format, warnings: [] };
   // postfix-mta-sts-resolver reads its file with PyYAML, which speaks YAML 1.1: `mode: 0666` is octal
   // there (438), and yes/no/on/off are booleans. Read it the way its author meant it.
   const theirs = parseYaml(source, file, '1.1') as Record<string, unknown>;
   const migration = migrateResolverConfig(theirs);
   try {
-    return { config: validateConfig(migration.raw), format, warnings: migration.warnings };
+    return { config: validateConfig(migration.raw, runtime), format, warnings: migration.warnings };
   } catch (err) {
     if (err instanceof ConfigError) throw explainInTheirTerms(err, migration.origin);
     throw err;

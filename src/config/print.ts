@@ -1,22 +1,25 @@
-/** A Config printed back as YAML in our format (`config check`): every key, defaults filled in. */
+/** A Config printed back as YAML in our format (`config check`): every key, in schema order. */
 import { stringify } from 'yaml';
-import { configKeys, type Config } from './schema.js';
+import { SCHEMA, ZONE_SCHEMA, type Config, type SectionSpec } from './schema.js';
 
-/** Keys whose values read better in another notation than the parsed number. */
-const OCTAL_MODES = new Set(['socketmap.unix_mode']);
-
-/** YAML that validateConfig reads back to the same Config. */
+/** YAML that validateConfig reads back to the same Config (lists as lists, modes as "0660"). */
 export function configToYaml(config: Config): string {
   const out: Record<string, unknown> = {};
-  const sections = config as unknown as Record<string, Record<string, unknown>>;
-  for (const [section, keys] of Object.entries(configKeys())) {
-    const values: Record<string, unknown> = {};
-    for (const key of keys) {
-      const value = sections[section]?.[key];
-      values[key] = OCTAL_MODES.has(`${section}.${key}`) && typeof value === 'number' ? `0${value.toString(8)}` : value;
-    }
-    out[section] = values;
+  const values = config as unknown as Record<string, Record<string, unknown>>;
+  for (const [name, spec] of Object.entries(SCHEMA as unknown as Record<string, SectionSpec>)) {
+    out[name] = sectionToYaml(spec, values[name] ?? {});
   }
-  out.zones = config.zones;
+  out.zones = Object.fromEntries(
+    Object.entries(config.zones).map(([zone, settings]) => [zone, sectionToYaml(ZONE_SCHEMA, settings as unknown as Record<string, unknown>)]),
+  );
   return stringify(out, { lineWidth: 0 });
+}
+
+function sectionToYaml(spec: SectionSpec, values: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, keySpec] of Object.entries(spec.keys)) {
+    const value = values[key];
+    out[key] = keySpec.type.toYaml && value !== null && value !== undefined ? keySpec.type.toYaml(value) : value;
+  }
+  return out;
 }

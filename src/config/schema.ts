@@ -1,278 +1,319 @@
 /**
- * The YAML config, validated strictly: an unknown key or a wrong type is a ConfigError naming the key
- * path (`fetch.timeout_ms: must be a whole number of milliseconds`). Defaults come from DEFAULTS.
+ * The config file's schema: every key declared once, with its type (and so its bounds and unit), its
+ * default and a one-line description. Everything else is derived from SCHEMA: the `Config` type, the
+ * validator (an unknown key or a wrong value is a ConfigError naming the key path), the defaults,
+ * `config check` output (src/config/print.ts), and the README table, the mta-sts-sidecar.yml(5) page
+ * and the Debian conffile (src/config/docs.ts; test/unit/config-docs.test.ts fails when they drift).
+ *
+ * Descriptions are plain text in which `backticks` mark literals (bold in the man page). `more` is
+ * extra prose for the man page only.
  */
 import { ConfigError } from '../errors.js';
-import { DEFAULTS } from './defaults.js';
+import { currentRuntime, defaultCachePath, DEFAULT_CACHE_PATH_TEXT, type Runtime } from './cache-path.js';
+import { RFC8461, SOCKETMAP } from './limits.js';
+import {
+  bool,
+  bytes,
+  dnsServer,
+  fileMode,
+  filePath,
+  fraction,
+  list,
+  listenSpec,
+  ms,
+  nullable,
+  oneOf,
+  redisUrl,
+  show,
+  text,
+  userOrGroup,
+  wholeNumber,
+  type Type,
+} from './types.js';
 
-export interface ZoneConfig {
-  strict_testing: boolean;
-  tlsrpt: boolean;
+/** A default that depends on where the daemon runs (the cache path); `text` says how, for the docs. */
+export interface AutoDefault<T> {
+  readonly auto: (runtime: Runtime) => T;
+  readonly text: string;
 }
 
-export interface Config {
-  socketmap: {
-    listen: string[];
-    unix_mode: number;
-    /** Owner / group of unix socket files: a name or a numeric id; null keeps the daemon's own. */
-    unix_owner: string | null;
-    unix_group: string | null;
-    max_request_bytes: number;
-    max_connections: number;
-    idle_timeout_ms: number;
-    request_timeout_ms: number;
-    shutdown_grace_ms: number;
-    /** Must match Postfix's socketmap_max_reply: a longer reply is an error on the Postfix side. */
-    max_reply_bytes: number;
-  };
-  /** The Exim line protocol (src/server/exim.ts); no listener while `listen` is empty. */
-  exim: {
-    listen: string[];
-    unix_mode: number;
-    unix_owner: string | null;
-    unix_group: string | null;
-    max_request_bytes: number;
-    max_connections: number;
-    request_timeout_ms: number;
-  };
-  resolver: {
-    answer_deadline_ms: number;
-    negative_ttl_ms: number;
-    failure_retry_ms: number;
-    recheck_interval_ms: number;
-    memory_entries: number;
-    max_concurrent_fetches: number;
-    min_fetch_interval_ms: number;
-    dns_failure_ttl_ms: number;
-    refresh_interval_ms: number;
-    refetch_at_fraction: number;
-    refresh_tick_ms: number;
-    refresh_batch: number;
-    refresh_concurrency: number;
-    failure_backoff_max_ms: number;
-    /** Pending resolutions at once; beyond it, answer from cache or NOTFOUND at once. */
-    max_pending: number;
-  };
-  dns: { servers: string[]; timeout_ms: number; tries: number };
-  fetch: {
-    ca_file: string | null;
-    allow_private_addresses: boolean;
-    timeout_ms: number;
-    max_bytes: number;
-    user_agent: string;
-  };
-  cache: {
-    store: 'sqlite' | 'memory' | 'redis';
-    path: string;
-    redis_url: string;
-    /** Hot (in-process) tier size bound, in bytes of policy text. */
-    memory_max_bytes: number;
-    /** `memory` / `sqlite` store size bound, in bytes. */
-    store_max_bytes: number;
-    /** Expired entries are pruned from every store this often. */
-    prune_interval_ms: number;
-  };
+export interface KeySpec<T> {
+  readonly type: Type<T>;
+  readonly default: T | AutoDefault<T>;
+  /** One line: what the key does. */
+  readonly doc: string;
+  /** Further man page prose. */
+  readonly more?: string;
+}
+
+export interface SectionSpec<K extends Record<string, KeySpec<any>> = Record<string, KeySpec<any>>> {
+  /** One line: what the section is about (conffile comment, man page section intro). */
+  readonly doc: string;
+  readonly more?: string;
+  readonly keys: K;
+}
+
+const key = <T>(type: Type<T>, def: NoInfer<T> | AutoDefault<NoInfer<T>>, doc: string, more?: string): KeySpec<T> => ({
+  type,
+  default: def,
+  doc,
+  ...(more === undefined ? {} : { more }),
+});
+const section = <K extends Record<string, KeySpec<any>>>(doc: string, keys: K, more?: string): SectionSpec<K> => ({
+  doc,
+  keys,
+  ...(more === undefined ? {} : { more }),
+});
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** Zone names: the socketmap map name Postfix sends. */
+export const ZONE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const DEFAULT_ZONE = 'default';
+
+const unixOwner = nullable(userOrGroup, "the daemon's user");
+const unixGroup = nullable(userOrGroup, "the daemon's group");
+/** Connections at once, per listener group. */
+const connections = wholeNumber(1, 1_000_000);
+/** A request name + key is a domain of at most 253 octets (RFC 1035 §2.3.4) plus a map name. */
+const requestBytes = bytes(64, 1 << 20);
+/** Cache sizes: from 1 MiB to 1 TiB. */
+const cacheBytes = bytes(1 << 20, 2 ** 40);
+
+export const SCHEMA = {
+  socketmap: section('Where Postfix connects (`smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`).', {
+    listen: key(list(listenSpec, 1), ['tcp:127.0.0.1:8461'], 'listeners; IPv6 hosts in brackets', 'The packaged service may create unix sockets only in `/run/mta-sts-sidecar/`.'),
+    unix_mode: key(fileMode, 0o660, 'file mode of unix sockets: owner and group may connect'),
+    unix_owner: key(unixOwner, null, 'owner of unix socket files'),
+    unix_group: key(
+      unixGroup,
+      null,
+      'group of unix socket files',
+      'The packaged service runs without capabilities, without the chown system calls and in its own user namespace ' +
+        "(PrivateUsers=yes), so its sockets keep its own user and group: to let Postfix in, leave these at `null` and add Postfix's " +
+        "user to the daemon's group (`adduser postfix mta-sts-sidecar`), which also opens `/run/mta-sts-sidecar/` (mode 0750) to it.",
+    ),
+    max_request_bytes: key(requestBytes, 1024, 'longest request; a longer one closes that connection'),
+    max_connections: key(connections, 2000, 'connections beyond this are closed when accepted', 'Postfix keeps one per smtp(8) process.'),
+    idle_timeout_ms: key(ms(100), 300_000, 'an idle connection is closed after this', 'Postfix closes its own after about 100 seconds (`ipc_idle`).'),
+    request_timeout_ms: key(ms(100), 30_000, 'a request that has started must be complete within this'),
+    shutdown_grace_ms: key(ms(0, 600_000), 5_000, "on stop or a listener's removal, replies still owed get this long"),
+    max_reply_bytes: key(
+      bytes(1024, 1 << 30),
+      SOCKETMAP.MAX_REPLY_BYTES,
+      "longest reply; must match Postfix's `socketmap_max_reply`",
+      'A reply that would be longer drops its TLSRPT attributes first, keeping the enforce directive. Raise both together.',
+    ),
+  }),
+  exim: section(
+    "Exim's `${readsocket}` lookups (contrib/exim); no listener unless one is given.",
+    {
+      listen: key(list(listenSpec), [], "listeners, e.g. `tcp:127.0.0.1:8463`, contrib/exim's `MTA_STS_SOCKET`"),
+      unix_mode: key(fileMode, 0o660, 'file mode of its unix sockets'),
+      unix_owner: key(unixOwner, null, 'owner of its unix socket files'),
+      unix_group: key(
+        unixGroup,
+        null,
+        'group of its unix socket files',
+        "Under the packaged service, add Exim's user to the daemon's group (`adduser Debian-exim mta-sts-sidecar`) instead.",
+      ),
+      max_request_bytes: key(requestBytes, 1024, 'longest request line'),
+      max_connections: key(connections, 1000, 'connections beyond this are closed when accepted'),
+      request_timeout_ms: key(ms(100), 10_000, 'the request line must arrive within this'),
+    },
+    "A router and a transport for Debian's exim4 are in `/usr/share/doc/mta-sts-sidecar/examples/exim/`.",
+  ),
+  resolver: section('The policy lifecycle: discovery, fetch, cache and refresh.', {
+    answer_deadline_ms: key(
+      ms(10),
+      10_000,
+      'answer (from the cache or `NOTFOUND`) within this',
+      "A resolution still running finishes in the background and is cached. Keep it well inside Postfix's 100 second socketmap timeout.",
+    ),
+    negative_ttl_ms: key(ms(0), 5 * 60_000, 'how long "this domain has no policy" is remembered'),
+    failure_retry_ms: key(
+      ms(0),
+      5 * 60_000,
+      'a failed fetch is not retried sooner',
+      'It doubles per consecutive failure of a domain, up to `resolver.failure_backoff_max_ms`.',
+    ),
+    recheck_interval_ms: key(
+      ms(0),
+      10 * 60_000,
+      "background check of a cached policy's TXT id at most this often",
+      'RFC 8461 §5.1: answers come from the cache at once; the check never delays one.',
+    ),
+    dns_failure_ttl_ms: key(ms(0), 60_000, 'a DNS failure with nothing cached is remembered this long'),
+    memory_entries: key(wholeNumber(1, 100_000_000), 100_000, 'entries of the in-memory tier (policies and negative entries)'),
+    max_concurrent_fetches: key(wholeNumber(1, 10_000), 64, 'policy fetches at once, over all domains'),
+    min_fetch_interval_ms: key(
+      ms(0),
+      60_000,
+      'at most one policy fetch per domain this often',
+      "Whatever the policy's `max_age` (0 included) or changes of its TXT id say: a policy host cannot make us fetch more often.",
+    ),
+    refresh_interval_ms: key(ms(60_000), 24 * 3600_000, "re-check every cached policy's TXT id at least this often", 'Even when no mail goes to the domain.'),
+    refetch_at_fraction: key(
+      fraction,
+      0.5,
+      'refetch a policy once this fraction of its `max_age` has passed',
+      'RFC 8461 §10.2: the policy of a live domain never lapses.',
+    ),
+    refresh_tick_ms: key(ms(100), 60_000, 'how often the refresher looks for entries that are due'),
+    refresh_batch: key(wholeNumber(1, 100_000), 200, 'refreshes started per look'),
+    refresh_concurrency: key(wholeNumber(1, 1_000), 8, 'refreshes at once; they count against `resolver.max_concurrent_fetches`'),
+    failure_backoff_max_ms: key(ms(0), 6 * 3600_000, 'cap of the per-domain failure backoff'),
+    max_pending: key(
+      wholeNumber(1, 10_000_000),
+      10_000,
+      'resolutions pending at once; beyond it, answer from cache or `NOTFOUND`',
+      'Bounds the work tarpitting policy hosts can pile up past the answer deadline.',
+    ),
+  }),
+  dns: section('DNS for the TXT, MX and policy host lookups.', {
+    servers: key(list(dnsServer), [], 'name servers; empty: those of `/etc/resolv.conf`', 'Use a validating resolver.'),
+    timeout_ms: key(ms(10), 5_000, 'timeout of one DNS query'),
+    tries: key(wholeNumber(1, 10), 2, 'tries per query'),
+  }),
+  fetch: section('The HTTPS policy fetch from https://mta-sts.DOMAIN/.well-known/mta-sts.txt.', {
+    ca_file: key(nullable(filePath, 'the system roots only'), null, 'extra trusted roots (PEM), added to the system roots'),
+    allow_private_addresses: key(
+      bool,
+      false,
+      '`true` lets policy hosts resolve to loopback and private ranges',
+      'By default a policy host must resolve to globally reachable unicast addresses; `true` is for test labs and internal domains.',
+    ),
+    timeout_ms: key(ms(100), 10_000, 'deadline for connecting, the headers and the body together'),
+    max_bytes: key(bytes(1024, 16 << 20), RFC8461.POLICY_MAX_BYTES, 'largest policy accepted (RFC 8461 §3.3: 64 KiB)'),
+    user_agent: key(text, 'mta-sts-sidecar', 'the User-Agent header of policy fetches'),
+  }),
+  cache: section(
+    'The policy cache.',
+    {
+      store: key(
+        oneOf(['sqlite', 'memory', 'redis']),
+        'sqlite',
+        '`sqlite`: a local file; `memory`: nothing kept; `redis`: shared by hosts',
+      ),
+      path: key(
+        filePath,
+        { auto: (runtime) => defaultCachePath(runtime).path, text: DEFAULT_CACHE_PATH_TEXT },
+        'the SQLite file; `config check` shows the one chosen',
+        'Its directory is created at start; one that cannot be written stops the daemon with a message naming `cache.path`.',
+      ),
+      redis_url: key(redisUrl, 'redis://127.0.0.1:6379/0', 'the Redis server, for `store: redis`; its password is masked in output'),
+      memory_max_bytes: key(cacheBytes, 64 * 1024 * 1024, 'bound of the in-memory tier, besides `resolver.memory_entries`'),
+      store_max_bytes: key(cacheBytes, 256 * 1024 * 1024, 'bound of the memory and sqlite stores'),
+      prune_interval_ms: key(ms(1_000), 3600_000, 'expired policies are removed from the store this often', 'RFC 8461 §5.1: a policy past its max_age is never used.'),
+    },
+    'The packaged service may write only below `/var/lib/mta-sts-sidecar/` and `/run/mta-sts-sidecar/`.',
+  ),
+  log: section('Logging, to standard output (the journal under systemd).', {
+    level: key(oneOf(LOG_LEVELS), 'info', 'least severe level logged'),
+    format: key(oneOf(['json', 'pretty']), 'json', '`json`: one object per line; `pretty`: one readable line, for a terminal', 'Takes effect at the next start only.'),
+  }),
+  http: section('Prometheus `/metrics`, `/healthz` and `/readyz`.', {
+    listen: key(list(listenSpec), ['tcp:127.0.0.1:8462'], 'listeners; `[]` turns the endpoint off'),
+    max_connections: key(wholeNumber(1, 100_000), 64, 'connections to the HTTP endpoint at once'),
+  }),
+} as const;
+
+/** The settings of one zone; `zones.default` holds the defaults of the others. */
+export const ZONE_SCHEMA = section(
+  'The socketmap name (`postfix` in `socketmap:inet:127.0.0.1:8461:postfix`) selects a zone; unknown names use `default`, and named zones inherit what `default` sets.',
+  {
+    strict_testing: key(bool, false, '`true`: enforce `mode: testing` policies too', 'RFC 8461 §5 leaves testing policies unenforced; this is an opt-in.'),
+    tlsrpt: key(
+      bool,
+      false,
+      '`true`: add Postfix 3.10 TLSRPT attributes (an error before 3.10)',
+      '`policy_type=sts policy_domain=... mx_host_pattern=...`, with which Postfix 3.10.5 and later also apply RFC 8461\'s exact ' +
+        'one-label wildcard rule.',
+    ),
+  },
+  'Zone names are 1 to 64 of A-Z a-z 0-9 _ . -.',
+);
+
+// ---------- derived: types ----------
+
+type ValueOf<K> = K extends KeySpec<infer T> ? T : never;
+type SectionValue<S extends SectionSpec> = { -readonly [K in keyof S['keys']]: ValueOf<S['keys'][K]> };
+export type SectionName = keyof typeof SCHEMA;
+
+export type ZoneConfig = SectionValue<typeof ZONE_SCHEMA>;
+export type Config = { -readonly [S in SectionName]: SectionValue<(typeof SCHEMA)[S]> } & {
   /** Zone name (the socketmap map name) → settings; `default` applies to unknown names. */
   zones: Record<string, ZoneConfig>;
-  log: { level: string; format: 'json' | 'pretty' };
-  /** The metrics and health endpoint (/metrics, /healthz, /readyz); an empty list turns it off. */
-  http: { listen: string[]; max_connections: number };
+};
+
+// ---------- derived: defaults, validation ----------
+
+const sections = SCHEMA as unknown as Record<string, SectionSpec>;
+
+export function isAutoDefault<T>(d: T | AutoDefault<T>): d is AutoDefault<T> {
+  return typeof d === 'object' && d !== null && 'auto' in d && typeof (d as AutoDefault<T>).auto === 'function';
 }
 
-type Check = (value: unknown, path: string) => unknown;
+/** A key's default, where the daemon runs; lists are fresh copies. */
+export function defaultOf<T>(spec: KeySpec<T>, runtime: Runtime): T {
+  const d = spec.default;
+  if (isAutoDefault(d)) return d.auto(runtime);
+  return (Array.isArray(d) ? [...d] : d) as T;
+}
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const STORES = ['sqlite', 'memory', 'redis'];
-const LOG_FORMATS = ['json', 'pretty'];
-
-const wholeNumber =
-  (min: number, max = Number.MAX_SAFE_INTEGER, unit = ''): Check =>
-  (v, path) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      throw new ConfigError(path, `must be a whole number${unit} from ${min} to ${max}, got ${show(v)}`);
-    }
-    return v;
-  };
-const ms = (min: number) => wholeNumber(min, 24 * 3600_000, ' of milliseconds');
-const fraction: Check = (v, path) => {
-  if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new ConfigError(path, `must be a number above 0 and at most 1, got ${show(v)}`);
-  return v;
-};
-const bool: Check = (v, path) => {
-  if (typeof v !== 'boolean') throw new ConfigError(path, `must be true or false, got ${show(v)}`);
-  return v;
-};
-const text: Check = (v, path) => {
-  if (typeof v !== 'string' || v === '') throw new ConfigError(path, `must be a non-empty string, got ${show(v)}`);
-  return v;
-};
-const oneOf =
-  (choices: string[]): Check =>
-  (v, path) => {
-    if (typeof v !== 'string' || !choices.includes(v)) {
-      throw new ConfigError(path, `must be one of ${choices.join(', ')}, got ${show(v)}`);
-    }
-    return v;
-  };
-const list =
-  (item: Check, minItems = 0): Check =>
-  (v, path) => {
-    if (!Array.isArray(v)) throw new ConfigError(path, `must be a list, got ${show(v)}`);
-    if (v.length < minItems) throw new ConfigError(path, `must have at least ${minItems} item(s)`);
-    return v.map((x, i) => item(x, `${path}[${i}]`));
-  };
-const nullable =
-  (inner: Check): Check =>
-  (v, path) =>
-    v === null ? null : inner(v, path);
-/** Octal file mode, written `"0660"` or `0o660`/432 in YAML. */
-const fileMode: Check = (v, path) => {
-  if (typeof v === 'string' && /^0?[0-7]{3}$/.test(v)) return parseInt(v, 8);
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o777) return v;
-  throw new ConfigError(path, `must be an octal mode such as "0660", got ${show(v)}`);
-};
-/** A user or group: a name as in passwd(5) / group(5), or a numeric id (YAML number or string). */
-const userOrGroup: Check = (v, path) => {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xfffffffe) return String(v);
-  if (typeof v === 'string' && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)) return v;
-  throw new ConfigError(path, `must be a user or group name, or a numeric id, got ${show(v)}`);
-};
-const listenSpec: Check = (v, path) => {
-  const s = text(v, path) as string;
-  if (!/^(tcp:(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}|unix:\/\S+)$/.test(s)) {
-    throw new ConfigError(path, `must be tcp:HOST:PORT or unix:/absolute/path, got ${show(v)}`);
-  }
-  return s;
-};
-const dnsServer: Check = (v, path) => {
-  const s = text(v, path) as string;
-  if (!/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:]+\]:\d{1,5})$/.test(s)) {
-    throw new ConfigError(path, `must be an IP address or IP:PORT, got ${show(v)}`);
-  }
-  return s;
-};
-
-const SECTIONS: Record<string, Record<string, Check>> = {
-  socketmap: {
-    listen: list(listenSpec, 1),
-    unix_mode: fileMode,
-    unix_owner: nullable(userOrGroup),
-    unix_group: nullable(userOrGroup),
-    max_request_bytes: wholeNumber(64, 1 << 20, ' of bytes'),
-    max_connections: wholeNumber(1, 1_000_000),
-    idle_timeout_ms: ms(100),
-    request_timeout_ms: ms(100),
-    shutdown_grace_ms: wholeNumber(0, 600_000, ' of milliseconds'),
-    max_reply_bytes: wholeNumber(1024, 1 << 30, ' of bytes'),
-  },
-  exim: {
-    listen: list(listenSpec),
-    unix_mode: fileMode,
-    unix_owner: nullable(userOrGroup),
-    unix_group: nullable(userOrGroup),
-    max_request_bytes: wholeNumber(64, 1 << 20, ' of bytes'),
-    max_connections: wholeNumber(1, 1_000_000),
-    request_timeout_ms: ms(100),
-  },
-  resolver: {
-    answer_deadline_ms: ms(10),
-    negative_ttl_ms: ms(0),
-    failure_retry_ms: ms(0),
-    recheck_interval_ms: ms(0),
-    memory_entries: wholeNumber(1, 100_000_000),
-    max_concurrent_fetches: wholeNumber(1, 10_000),
-    min_fetch_interval_ms: ms(0),
-    dns_failure_ttl_ms: ms(0),
-    refresh_interval_ms: ms(60_000),
-    refetch_at_fraction: fraction,
-    refresh_tick_ms: ms(100),
-    refresh_batch: wholeNumber(1, 100_000),
-    refresh_concurrency: wholeNumber(1, 1_000),
-    failure_backoff_max_ms: ms(0),
-    max_pending: wholeNumber(1, 10_000_000),
-  },
-  dns: { servers: list(dnsServer), timeout_ms: ms(10), tries: wholeNumber(1, 10) },
-  fetch: {
-    ca_file: nullable(text),
-    allow_private_addresses: bool,
-    timeout_ms: ms(100),
-    max_bytes: wholeNumber(1024, 16 << 20, ' of bytes'),
-    user_agent: text,
-  },
-  cache: {
-    store: oneOf(STORES),
-    path: text,
-    redis_url: text,
-    memory_max_bytes: wholeNumber(1 << 20, 2 ** 40, ' of bytes'),
-    store_max_bytes: wholeNumber(1 << 20, 2 ** 40, ' of bytes'),
-    prune_interval_ms: ms(1_000),
-  },
-  log: { level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) },
-  http: { listen: list(listenSpec), max_connections: wholeNumber(1, 100_000) },
-};
-const ZONE: Record<string, Check> = { strict_testing: bool, tlsrpt: bool };
+function sectionDefaults(spec: SectionSpec, runtime: Runtime): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(spec.keys).map(([k, s]) => [k, defaultOf(s, runtime)]));
+}
 
 /** The configurable keys of each section (zones aside), in schema order: for printing a config back. */
 export function configKeys(): Record<string, string[]> {
-  return Object.fromEntries(Object.entries(SECTIONS).map(([section, checks]) => [section, Object.keys(checks)]));
+  return Object.fromEntries(Object.entries(sections).map(([name, s]) => [name, Object.keys(s.keys)]));
 }
 
-export function defaultConfig(): Config {
-  return {
-    socketmap: { ...DEFAULTS.socketmap, listen: [...DEFAULTS.socketmap.listen] },
-    exim: { ...DEFAULTS.exim, listen: [...DEFAULTS.exim.listen] },
-    resolver: { ...DEFAULTS.resolver },
-    dns: { ...DEFAULTS.dns, servers: [] },
-    fetch: { ...DEFAULTS.fetch },
-    cache: {
-      store: DEFAULTS.cache.store,
-      path: DEFAULTS.cache.path,
-      redis_url: DEFAULTS.cache.redis_url,
-      memory_max_bytes: DEFAULTS.cache.memory_max_bytes,
-      store_max_bytes: DEFAULTS.cache.store_max_bytes,
-      prune_interval_ms: DEFAULTS.cache.prune_interval_ms,
-    },
-    zones: { default: { ...DEFAULTS.zone } },
-    log: { ...DEFAULTS.log },
-    http: { ...DEFAULTS.http, listen: [...DEFAULTS.http.listen] },
-  };
+export function defaultConfig(runtime: Runtime = currentRuntime()): Config {
+  const config: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(sections)) config[name] = sectionDefaults(spec, runtime);
+  config.zones = { [DEFAULT_ZONE]: sectionDefaults(ZONE_SCHEMA, runtime) };
+  return config as Config;
 }
 
-/** Validate parsed YAML (any shape) into a Config, filling in defaults. */
-export function validateConfig(raw: unknown): Config {
-  const config = defaultConfig();
+/** Validate parsed YAML (any shape) into a Config, filling in defaults (where `runtime` runs). */
+export function validateConfig(raw: unknown, runtime: Runtime = currentRuntime()): Config {
+  const config = defaultConfig(runtime);
   if (raw === null || raw === undefined) return config;
-  const top = asObject(raw, '');
-  for (const [section, value] of Object.entries(top)) {
-    if (section === 'zones') {
-      config.zones = validateZones(value);
+  const target = config as unknown as Record<string, Record<string, unknown>>;
+  for (const [name, value] of Object.entries(asObject(raw, ''))) {
+    if (name === 'zones') {
+      config.zones = validateZones(value, runtime);
       continue;
     }
-    const checks = SECTIONS[section];
-    if (!checks) throw new ConfigError(section, `unknown section (known: ${[...Object.keys(SECTIONS), 'zones'].join(', ')})`);
-    const target = (config as unknown as Record<string, Record<string, unknown>>)[section]!;
-    for (const [key, v] of Object.entries(asObject(value, section))) {
-      const check = checks[key];
-      if (!check) throw new ConfigError(`${section}.${key}`, `unknown key (known: ${Object.keys(checks).join(', ')})`);
-      target[key] = check(v, `${section}.${key}`);
-    }
+    const spec = sections[name];
+    if (!spec) throw new ConfigError(name, `unknown section (known: ${[...Object.keys(sections), 'zones'].join(', ')})`);
+    // `socketmap:` with nothing under it is YAML null: an empty section.
+    if (value === null) continue;
+    checkKeys(spec, asObject(value, name), name, target[name]!);
   }
   return config;
 }
 
-function validateZones(value: unknown): Record<string, ZoneConfig> {
-  const zones: Record<string, ZoneConfig> = { default: { ...DEFAULTS.zone } };
+function checkKeys(spec: SectionSpec, given: Record<string, unknown>, path: string, into: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(given)) {
+    const keySpec = spec.keys[k];
+    if (!keySpec) throw new ConfigError(`${path}.${k}`, `unknown key (known: ${Object.keys(spec.keys).join(', ')})`);
+    into[k] = keySpec.type.check(v, `${path}.${k}`);
+  }
+}
+
+function validateZones(value: unknown, runtime: Runtime): Record<string, ZoneConfig> {
+  const defaults = sectionDefaults(ZONE_SCHEMA, runtime) as ZoneConfig;
+  const zones: Record<string, ZoneConfig> = { [DEFAULT_ZONE]: defaults };
+  if (value === null) return zones;
   const given = asObject(value, 'zones');
   // The default zone first, so named zones inherit what it sets.
-  const names = Object.keys(given).sort((a, b) => (a === 'default' ? -1 : b === 'default' ? 1 : 0));
+  const names = Object.keys(given).sort((a, b) => (a === DEFAULT_ZONE ? -1 : b === DEFAULT_ZONE ? 1 : 0));
   for (const name of names) {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`zones.${name}`, 'zone names are 1-64 of A-Z a-z 0-9 _ . -');
-    const zone: ZoneConfig = { ...zones.default! };
-    for (const [key, v] of Object.entries(asObject(given[name] ?? {}, `zones.${name}`))) {
-      const check = ZONE[key];
-      if (!check) throw new ConfigError(`zones.${name}.${key}`, `unknown key (known: ${Object.keys(ZONE).join(', ')})`);
-      (zone as unknown as Record<string, unknown>)[key] = check(v, `zones.${name}.${key}`);
-    }
+    if (!ZONE_NAME.test(name)) throw new ConfigError(`zones.${name}`, 'zone names are 1-64 of A-Z a-z 0-9 _ . -');
+    const zone = { ...zones[DEFAULT_ZONE]! };
+    checkKeys(ZONE_SCHEMA, asObject(given[name] ?? {}, `zones.${name}`), `zones.${name}`, zone as unknown as Record<string, unknown>);
     zones[name] = zone;
   }
   return zones;
@@ -285,7 +326,16 @@ function asObject(v: unknown, path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
+// ---------- derived: output ----------
+
+/** Every key of a Config with its secrets masked (`cache.redis_url`'s password): for output and logs. */
+export function redactConfig(config: Config): Config {
+  const out = structuredClone(config) as unknown as Record<string, Record<string, unknown>>;
+  for (const [name, spec] of Object.entries(sections)) {
+    for (const [k, keySpec] of Object.entries(spec.keys)) {
+      const redact = keySpec.type.redact;
+      if (redact && out[name]?.[k] !== undefined) out[name][k] = redact(out[name][k]);
+    }
+  }
+  return out as unknown as Config;
 }

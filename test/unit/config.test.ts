@@ -1,7 +1,11 @@
 /** The YAML config: defaults, the documented keys, and one-line errors that name the key. */
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
+import { configToYaml } from '../../src/config/print.js';
+import { maskUrl } from '../../src/config/redact.js';
+import { defaultConfig, defaultOf, redactConfig, SCHEMA, type Config, type SectionSpec } from '../../src/config/schema.js';
 
 describe('config', () => {
   it('an empty file gives the embedded defaults', () => {
@@ -62,5 +66,79 @@ zones:
     }
     expect(message).toMatch(want);
     expect(message).not.toContain('\n');
+  });
+});
+
+describe('a single value where a list is expected is a one-item list', () => {
+  it.each<[string, string, (c: Config) => unknown, unknown]>([
+    ['http.listen', 'http: { listen: "tcp:127.0.0.1:8462" }', (c) => c.http.listen, ['tcp:127.0.0.1:8462']],
+    ['socketmap.listen', 'socketmap: { listen: unix:/run/s.sock }', (c) => c.socketmap.listen, ['unix:/run/s.sock']],
+    ['dns.servers', 'dns: { servers: 127.0.0.53 }', (c) => c.dns.servers, ['127.0.0.53']],
+    ['a list stays a list', 'exim: { listen: ["tcp:127.0.0.1:8463"] }', (c) => c.exim.listen, ['tcp:127.0.0.1:8463']],
+  ])('%s', (_key, yaml, get, want) => {
+    expect(get(parseConfig(yaml))).toEqual(want);
+  });
+
+  it('a single bad value is named as item 0', () => {
+    expect(() => parseConfig('http: { listen: localhost }')).toThrow(/^http\.listen\[0\]: must be tcp:HOST:PORT/);
+  });
+
+  it('is printed back as a list', () => {
+    expect(parse(configToYaml(parseConfig('http: { listen: "tcp:127.0.0.1:9"}'))).http.listen).toEqual(['tcp:127.0.0.1:9']);
+  });
+});
+
+describe('the schema declares every key once', () => {
+  const keys = Object.entries(SCHEMA as unknown as Record<string, SectionSpec>).flatMap(([s, spec]) =>
+    Object.entries(spec.keys).map(([k, v]) => [`${s}.${k}`, v] as const),
+  );
+
+  it.each(keys)('%s: a one-line description, and its default passes its own check', (key, spec) => {
+    expect(spec.doc).toMatch(/^[^\n]{10,80}$/);
+    const value = defaultOf(spec, { env: {}, uid: 1000, home: '/home/u' });
+    expect(spec.type.check(spec.type.toYaml ? spec.type.toYaml(value) : value, key)).toEqual(value);
+  });
+
+  it('defaultConfig() is the schema defaults, and DEFAULTS reads the same values', () => {
+    const c = defaultConfig();
+    expect(c.resolver.max_pending).toBe(DEFAULTS.resolver.max_pending);
+    expect(c.cache.store_max_bytes).toBe(DEFAULTS.cache.store_max_bytes);
+    expect(c.socketmap.max_reply_bytes).toBe(100_000);
+    expect(DEFAULTS.zone).toEqual(c.zones.default);
+  });
+
+  it('an empty section (`socketmap:` with nothing under it) keeps the defaults', () => {
+    expect(parseConfig('socketmap:\nhttp:\n')).toEqual(defaultConfig());
+  });
+});
+
+describe('redis_url passwords are masked in output', () => {
+  it.each<[string, string]>([
+    ['redis://:secret@127.0.0.1:6379/0', 'redis://:***@127.0.0.1:6379/0'],
+    ['rediss://app:secret@redis.example:6380/1', 'rediss://app:***@redis.example:6380/1'],
+    ['redis://secret@127.0.0.1', 'redis://***@127.0.0.1'], // no colon: user or password, clients differ
+    ['redis://:p@ss@127.0.0.1', 'redis://:***@127.0.0.1'], // an unencoded @ in the password
+    ['redis://127.0.0.1:6379/0', 'redis://127.0.0.1:6379/0'], // nothing to hide
+  ])('%s', (url, want) => {
+    expect(maskUrl(url)).toBe(want);
+  });
+
+  it('redactConfig masks cache.redis_url and changes nothing else', () => {
+    const c = parseConfig('cache: { store: redis, redis_url: "redis://:hunter2@127.0.0.1:6379/0" }');
+    const shown = redactConfig(c);
+    expect(shown.cache.redis_url).toBe('redis://:***@127.0.0.1:6379/0');
+    expect(c.cache.redis_url).toBe('redis://:hunter2@127.0.0.1:6379/0');
+    expect({ ...shown, cache: { ...shown.cache, redis_url: c.cache.redis_url } }).toEqual(c);
+  });
+
+  it('a bad URL is refused without showing its password', () => {
+    let message = '';
+    try {
+      parseConfig('cache: { redis_url: "http://:hunter2@127.0.0.1" }');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^cache\.redis_url: must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(message).not.toContain('hunter2');
   });
 });
