@@ -16,12 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../lab/ca.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
-import { assertEximLab, debianConfig, mainlog, queued, runExim, type EximConfig } from './exim-lab.js';
+import { assertEximLab, debianConfig, mainlog, queued, retryKeys, runExim, type EximConfig, type Scheme } from './exim-lab.js';
 import { policyText, startWorld, ZONE, type World } from './world.js';
 
 const Z = ZONE;
 /** Host names the well-configured MX's certificate (from the lab CA) is valid for. */
-const GOOD_NAMES = [`mx1.enforce.${Z}`, `a.relay.${Z}`, `a.b.relay.${Z}`, `rogue.${Z}`, `mx.danefail.${Z}`];
+const GOOD_NAMES = [`mx1.enforce.${Z}`, `a.relay.${Z}`, `a.b.relay.${Z}`, `rogue.${Z}`, `mx.danefail.${Z}`, `mx.shared.${Z}`];
 
 let world: World;
 let addresses: string[] = [];
@@ -59,6 +59,13 @@ beforeAll(async () => {
       plain: { mx: [`mx.plain.${Z}`] },
       dane: { policy: policyText('enforce', `mx.dane.${Z}`), mx: [`dane-mx.${Z}`] },
       danefail: { policy: policyText('enforce', `mx.danefail.${Z}`), mx: [`mx.danefail.${Z}`] },
+      // One MX host for three domains, as at a large provider: no policy; a policy that lists the host;
+      // a policy that does not (stale, wrong or hostile).
+      'shared-plain': { mx: [`mx.shared.${Z}`] },
+      'shared-listed': { policy: policyText('enforce', `mx.shared.${Z}`), mx: [`mx.shared.${Z}`] },
+      'shared-unlisted': { policy: policyText('enforce', `mx.elsewhere.${Z}`), mx: [`mx.shared.${Z}`] },
+      // Two MX hosts, the policy lists the second only: the first is never tried.
+      mixed: { policy: policyText('enforce', `mx1.enforce.${Z}`), mx: [`rogue.${Z}`, `mx1.enforce.${Z}`] },
     },
     {
       ...Object.fromEntries(GOOD_NAMES.map((n) => [n, goodAt])),
@@ -81,15 +88,21 @@ beforeAll(async () => {
   dane = await startSmtpServer({ address: daneAt, port: 25, cert: daneCert });
 
   dir = await mkdtemp(join(tmpdir(), 'exim-delivery-'));
+  config = await labConfig(dir, 'split');
+}, 90_000);
+
+/** Debian's configuration (`scheme`) with contrib/exim, pointed at this world, in `dir` (its own spool). */
+async function labConfig(dir: string, scheme: Scheme): Promise<EximConfig> {
   const caFile = join(dir, 'lab-ca.pem');
-  config = await debianConfig({
+  const made = await debianConfig({
     dir,
-    scheme: 'split',
+    scheme,
     macros: { MTA_STS_SOCKET: world.eximSocket, MTA_STS_TIMEOUT: '10s', MTA_STS_TLS_VERIFY_CERTIFICATES: caFile },
     mainOptions: [`dns_trust_aa = ${Z}`],
   });
   await writeFile(caFile, world.ca.certPem, { mode: 0o644 });
-}, 90_000);
+  return made;
+}
 
 afterAll(async () => {
   for (const s of [good, wrongName, cleartext, dane]) await s?.stop();
@@ -146,26 +159,25 @@ describe('enforce: delivery only over verified TLS to a listed MX', () => {
   });
 
   it.each<[string, string, string]>([
-    ['*.relay in the policy: an MX two labels below is refused (RFC 8461 §4.1)', `deep.${Z}`, `a.b.relay.${Z}`],
-    ['an MX the policy does not list is refused, though its certificate is valid', `unlisted.${Z}`, `rogue.${Z}`],
-  ])('%s: deferred without connecting', async (_rule, domain, host) => {
+    ['*.relay in the policy: an MX two labels below is refused (RFC 8461 §4.1)', `deep.${Z}`, `*.relay.${Z}`],
+    ['an MX the policy does not list is refused, though its certificate is valid', `unlisted.${Z}`, `mx.unlisted.${Z}`],
+  ])('%s: deferred at routing, never connected to', async (_rule, domain, patterns) => {
     const sessions = good.sessions().length;
     const o = await send(domain);
     expect(delivered(o), o.log.join('\n')).toBeUndefined();
-    expect(deferred(o), o.log.join('\n')).toContain(`R=mta_sts T=remote_smtp_mta_sts`);
-    expect(o.log.join('\n')).toContain(host);
+    // Exim's log says why: no host left for this domain, and the policy's patterns.
+    expect(deferred(o), o.log.join('\n')).toContain(
+      `R=mta_sts_no_allowed_mx defer (-32): MTA-STS: no MX host of ${domain} is allowed by its policy or by DANE, or none has an address: mode=enforce mx=${patterns} `,
+    );
+    expect(deferred(o)).not.toContain(' T=');
     expect(o.queued).toBe(true);
     expect(good.sessions().length).toBe(sessions);
-    // Exim logs only "defer (-58)" (an event refused the connection); the daemon logs why.
-    expect(deferred(o)).toMatch(/ defer \(-58\)/);
-    // The daemon's log reaches us through a pipe, possibly after Exim has already given up: wait (bounded).
-    const refusal = () =>
-      world.sidecar
-        .output()
-        .split('\n')
-        .find((l) => l.includes('MX host not allowed') && l.includes(`"host":"${host}"`));
-    for (let i = 0; i < 50 && refusal() === undefined; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(refusal(), world.sidecar.output().slice(-2000)).toContain(`"domain":"${domain}"`);
+  });
+
+  it('two MX hosts on one address, the policy lists the second: the first is dropped by name, the second gets the mail', async () => {
+    const o = await send(`mixed.${Z}`);
+    expect(delivered(o), o.log.join('\n')).toMatch(/R=mta_sts T=remote_smtp_mta_sts H=mx1\.enforce\.mail\.test .* CV=yes /);
+    expect(o.log.join('\n')).not.toContain(`rogue.${Z}`);
   });
 
   it('a listed MX whose certificate is for another name: deferred after the TLS handshake', async () => {
@@ -246,5 +258,90 @@ describe('the daemon cannot be reached or gives no answer', () => {
     } finally {
       await new Promise<void>((ok) => server.close(() => ok()));
     }
+  });
+});
+
+/**
+ * A refusal caused by one domain's policy never affects another domain. Exim keeps retry hints per
+ * host (`T:host:ip`, written when a delivery to the host defers, whatever the cause) and skips that
+ * host for every message until the retry time ("retry time not reached for any host"). So an MX host
+ * that one domain's policy does not list must be dropped at routing, for that domain only, and never
+ * be connected to and refused by the transport.
+ */
+describe.each<Scheme>(['split', 'unsplit'])('one MX host shared by three domains, %s configuration', (scheme) => {
+  let shared: EximConfig;
+  let sharedDir: string;
+  const domains = {
+    plain: `shared-plain.${Z}`,
+    listed: `shared-listed.${Z}`,
+    unlisted: `shared-unlisted.${Z}`,
+  } as const;
+  type Who = keyof typeof domains;
+
+  beforeAll(async () => {
+    sharedDir = await mkdtemp(join(tmpdir(), `exim-shared-${scheme}-`));
+    shared = await labConfig(sharedDir, scheme);
+  });
+
+  afterAll(async () => {
+    if (sharedDir) await rm(sharedDir, { recursive: true, force: true });
+  });
+
+  const exim = (args: string[], input?: string) =>
+    runExim(shared, args, { nameserver: { address: world.address, dir: sharedDir }, ...(input === undefined ? {} : { input }) });
+
+  /** Queues one message to each domain (`-odq`), then runs the queue once (`-q`, retry times honoured). */
+  async function round(): Promise<Record<Who, Outcome & { rcpt: string }>> {
+    const sent: Array<[Who, string, string]> = [];
+    for (const who of Object.keys(domains) as Who[]) {
+      const rcpt = `user${++counter}@${domains[who]}`;
+      const before = new Set(await queued(shared));
+      const r = await exim(['-odq', '-oi', '-f', 'sender@sender.lab.test', rcpt], `To: ${rcpt}\nSubject: shared MX\n\nhello\n`);
+      expect(r.code, r.stderr).toBe(0);
+      const id = (await queued(shared)).find((x) => !before.has(x));
+      expect(id, `no queued message for ${rcpt}`).toBeDefined();
+      sent.push([who, rcpt, id!]);
+    }
+    const run = await exim(['-q']);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = (await mainlog(shared)).split('\n');
+    const waiting = await queued(shared);
+    const out = {} as Record<Who, Outcome & { rcpt: string }>;
+    for (const [who, rcpt, id] of sent) {
+      out[who] = { rcpt, id, log: lines.filter((l) => l.split(' ')[2] === id), queued: waiting.includes(id) };
+    }
+    return out;
+  }
+
+  const receivedBy = (server: SmtpServer, rcpt: string) => server.messages().filter((m) => m.to.includes(`<${rcpt}>`));
+
+  it('sent together, twice: the policy-less and the listing domain are delivered at once, the other is deferred at routing', async () => {
+    for (const pass of [1, 2]) {
+      const o = await round();
+      const all = Object.values(o).flatMap((x) => x.log).join('\n');
+      expect(delivered(o.plain), `pass ${pass}\n${all}`).toMatch(
+        new RegExp(`=> ${o.plain.rcpt} R=dnslookup T=remote_smtp H=mx\\.shared\\.mail\\.test \\[${good.address}\\] `),
+      );
+      expect(delivered(o.listed), `pass ${pass}\n${all}`).toMatch(
+        new RegExp(`=> ${o.listed.rcpt} R=mta_sts T=remote_smtp_mta_sts H=mx\\.shared\\.mail\\.test \\[${good.address}\\] X=TLS\\S+ CV=yes `),
+      );
+      expect(receivedBy(good, o.listed.rcpt)).toMatchObject([{ tls: true, sni: `mx.shared.${Z}` }]);
+      expect([o.plain.queued, o.listed.queued]).toEqual([false, false]);
+
+      // Deferred by a router, for this address only: no transport ran, no host was connected to.
+      expect(delivered(o.unlisted)).toBeUndefined();
+      expect(deferred(o.unlisted), `pass ${pass}\n${all}`).toMatch(
+        new RegExp(`== ${o.unlisted.rcpt} R=mta_sts_no_allowed_mx defer \\(-32\\): MTA-STS: no MX host of ${domains.unlisted} `),
+      );
+      expect(deferred(o.unlisted)).not.toContain(' T=');
+      expect(receivedBy(good, o.unlisted.rcpt)).toEqual([]);
+      expect(o.unlisted.queued).toBe(true);
+    }
+    const log = await mainlog(shared);
+    expect(log).not.toContain('retry time not reached for any host');
+    const keys = await retryKeys(shared);
+    // No hint against the shared host; the deferred addresses have routing hints of their own.
+    expect(keys.filter((k) => k.startsWith('T:')), keys.join('\n')).toEqual([]);
+    expect(keys.filter((k) => k.startsWith('R:') && k.endsWith(`@${domains.unlisted}`))).toHaveLength(2);
   });
 });

@@ -185,6 +185,19 @@ export async function queued(config: EximConfig): Promise<string[]> {
   return (await readdir(input)).filter((f) => f.endsWith('-H')).map((f) => f.slice(0, -2));
 }
 
+/**
+ * The keys of Exim's retry hints (exim_dumpdb SPOOL retry): `T:host:ip` for a host that failed (it is
+ * skipped for every address routed to it until the retry time), `R:local@domain` or `R:domain` for an
+ * address or domain whose routing was deferred (Exim spec, chapter "Retry configuration").
+ */
+export async function retryKeys(config: EximConfig): Promise<string[]> {
+  if (!existsSync(join(config.spool, 'db', 'retry'))) return [];
+  const libs = [join(DEBIAN, 'usr/lib/x86_64-linux-gnu'), join(DEBIAN, 'usr/lib')].join(':');
+  const r = await run('env', [`LD_LIBRARY_PATH=${libs}`, join(DEBIAN, 'usr/sbin/exim_dumpdb'), config.spool, 'retry']);
+  // Each record starts with a line "  KEY ERRNO MORE_ERRNO TEXT" (exim_dbutil.c).
+  return r.stdout.split('\n').flatMap((l) => /^\s+([TR]:\S+) /.exec(l)?.[1] ?? []);
+}
+
 function run(cmd: string, args: string[], input?: string, throwOnError = true): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(cmd, args, { timeout: RUN_TIMEOUT_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
