@@ -14,6 +14,11 @@ import { connectSocketmap } from '../lab/socketmap-client.js';
 
 
 const cli = (...args: string[]) => runCli(args);
+/** As a user other than root would run it, with the cache under `state` (XDG_STATE_HOME). */
+const cliAsUserWithState = (state: string, ...args: string[]) => {
+  const { STATE_DIRECTORY: _ignored, ...env } = process.env;
+  return runCli(args, { env: { ...env, XDG_STATE_HOME: state } });
+};
 
 const RESOLVER_YML = `
 host: 127.0.0.1
@@ -96,6 +101,46 @@ describe('mta-sts-sidecar config check', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  // issue 13: each of these passed `config check` and then stopped `serve` at bind time.
+  it.each<[string, string, RegExp]>([
+    ['a port above 65535', 'socketmap: { listen: ["tcp:127.0.0.1:99999"] }\n', /: socketmap\.listen\[0\]: .*got "tcp:127\.0\.0\.1:99999": bad port "99999" \(1 to 65535\)$/],
+    ['a host with an underscore', 'exim: { listen: ["tcp:relay_1.example:8463"] }\n', /: exim\.listen\[0\]: .*: bad host "relay_1\.example"/],
+    ['a unix path longer than sun_path', `http: { listen: ["unix:/run/${'s'.repeat(110)}.sock"] }\n`, /: http\.listen\[0\]: .*: the path is longer than 107 bytes/],
+  ])('refuses what serve would refuse: %s, naming the key', async (_rule, yaml, message) => {
+    const path = await file('listen.yml', yaml);
+    for (const command of [['config', 'check'], ['serve']]) {
+      const r = await cli(...command, '--config', path);
+      expect(r.code, command.join(' ')).toBe(1);
+      expect(r.stderr.trim(), command.join(' ')).toMatch(message);
+    }
+  });
+
+  it('prints single values as lists, the cache path chosen, and no Redis password', async () => {
+    const state = join(dir, 'xdg-state');
+    const path = await file('normalised.yml', 'http: { listen: "tcp:127.0.0.1:9462" }\ncache: { redis_url: "redis://app:hunter2@127.0.0.1:6379/0" }\n');
+    const r = process.getuid?.() === 0 ? await cli('config', 'check', '--config', path) : await cliAsUserWithState(state, 'config', 'check', '--config', path);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).not.toContain('hunter2');
+    const printed = parse(r.stdout) as Record<string, Record<string, unknown>>;
+    expect(printed.http!.listen).toEqual(['tcp:127.0.0.1:9462']);
+    expect(printed.cache!.redis_url).toBe('redis://app:***@127.0.0.1:6379/0');
+    expect(printed.cache!.path).toBe(loadConfig(path).cache.path);
+    expect(r.stdout).toMatch(/^# cache\.path: the default here \(.+\)$/m);
+  });
+
+  it('a cache path that cannot be created: one line naming cache.path and what to do', async () => {
+    const blocker = await file('not-a-directory', '');
+    const path = await file('unwritable.yml', `cache: { path: ${join(blocker, 'cache.db')} }\n`);
+    const r = await cli('config', 'check', '--config', path);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim()).toMatch(/^mta-sts-sidecar: cache\.path: .*cache\.db: cannot .* \(ENOTDIR\); set cache\.path to a file this user may write/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    // A store that is not a file does not need one.
+    const memory = await file('memory.yml', `cache: { store: memory, path: ${join(blocker, 'cache.db')} }\n`);
+    expect((await cli('config', 'check', '--config', memory)).code).toBe(0);
+  });
+
   it('a missing file', async () => {
     const r = await cli('config', 'check', '--config', join(dir, 'missing.yml'));
     expect(r).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot read config file .*missing\.yml: ENOENT/) });
@@ -104,7 +149,7 @@ describe('mta-sts-sidecar config check', () => {
 
 describe('serve: command-line settings are checked like config keys, and named as flags', () => {
   it.each<[string[], RegExp]>([
-    [['--http-listen', 'localhost'], /^mta-sts-sidecar: --http-listen: must be tcp:HOST:PORT or unix:\/absolute\/path, got "localhost"$/],
+    [['--http-listen', 'localhost'], /^mta-sts-sidecar: --http-listen: must be tcp:HOST:PORT or unix:\/absolute\/path, got "localhost": unknown scheme$/],
     [['--log-level', 'loud'], /^mta-sts-sidecar: --log-level: must be one of fatal, error/],
     [['--log-format', 'xml'], /^mta-sts-sidecar: --log-format: must be one of json, pretty, got "xml"$/],
   ])('%j', async (args, message) => {
