@@ -1,5 +1,6 @@
 /** Map whatever undici, node:tls and node:net throw onto our reason classes, keeping the cause. */
 import { StsError } from '../errors.js';
+import { CertificateIdentityError } from './identity.js';
 
 // node:tls / OpenSSL verification and handshake failures.
 const TLS_CODES = new Set([
@@ -34,7 +35,9 @@ export function classifyFetchError(err: unknown, url: string, signal: AbortSigna
   if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return new StsError('size', `${url}: body too large`, { cause: err });
   if (TIMEOUT_CODES.has(code)) return new StsError('timeout', `${url}: ${code}`, { cause: err });
   if (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
-    return new StsError('tls', `${url}: ${code}`, { cause: err });
+    // Our identity rule says which names the certificate has, or that it has none but a CN (RFC 9525).
+    const identity = findIdentityError(err);
+    return new StsError('tls', `${url}: ${code}${identity ? `: ${identity.message}` : ''}`, { cause: err });
   }
   return new StsError('connect', `${url}: ${code || (err as Error)?.message || String(err)}`, { cause: err });
 }
@@ -42,6 +45,13 @@ export function classifyFetchError(err: unknown, url: string, signal: AbortSigna
 function findStsError(err: unknown): StsError | undefined {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof StsError) return e;
+  }
+  return undefined;
+}
+
+function findIdentityError(err: unknown): CertificateIdentityError | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof CertificateIdentityError) return e;
   }
   return undefined;
 }
