@@ -44,6 +44,11 @@ export interface EximConfigOptions {
   macros: Record<string, string>;
   /** Extra main-section option lines. */
   mainOptions?: string[];
+  /**
+   * Unsplit only, false: the contrib files lie beside the template, but the template lacks the two
+   * .include lines, as after an exim4-config upgrade where the package's template was taken.
+   */
+  include?: boolean;
 }
 
 export interface EximConfig {
@@ -83,7 +88,7 @@ export async function debianConfig(opts: EximConfigOptions): Promise<EximConfig>
     await writeFile(join(confdir, 'mta-sts-sidecar.router'), router);
     await writeFile(join(confdir, 'mta-sts-sidecar.transport'), transport);
     const template = join(confdir, 'exim4.conf.template');
-    await writeFile(template, includeContrib(await readFile(template, 'utf8')));
+    if (opts.include !== false) await writeFile(template, includeContrib(await readFile(template, 'utf8')));
     await writeFile(join(confdir, 'exim4.conf.localmacros'), prelude);
   }
 

@@ -180,6 +180,15 @@ describe.each<Scheme>(['split', 'unsplit'])('Debian %s configuration with contri
     });
   });
 
+  describe('the check contrib/exim/README.md gives for after every exim4-config upgrade', () => {
+    it('router_list names the three MTA-STS routers, in order, before Debian\'s dnslookup', async () => {
+      const r = await exim(['-bP', 'router_list']);
+      expect(r.code, r.stderr).toBe(0);
+      const names = r.stdout.split('\n').filter((n) => ['mta_sts_unanswered', 'mta_sts', 'mta_sts_no_allowed_mx', 'dnslookup'].includes(n));
+      expect(names).toEqual(['mta_sts_unanswered', 'mta_sts', 'mta_sts_no_allowed_mx', 'dnslookup']);
+    });
+  });
+
   describe('exim -bt: routing', () => {
     it('enforce: router mta_sts, transport remote_smtp_mta_sts, the MX from DNS', async () => {
       const r = await exim(['-bt', `user@enforce.${ZONE}`]);
@@ -271,5 +280,21 @@ describe.each<Scheme>(['split', 'unsplit'])('Debian %s configuration with contri
         await fake.close();
       }
     });
+  });
+});
+
+describe('unsplit: the package\'s exim4.conf.template taken at an upgrade (contrib/exim/README.md)', () => {
+  it('MTA-STS is gone without an error: the README\'s check shows it, and enforce domains go out as any other', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'exim-upgraded-'));
+    try {
+      const config = await debianConfig({ dir, scheme: 'unsplit', include: false, macros: { MTA_STS_SOCKET: world.eximSocket } });
+      const exim = (args: string[]) => runExim(config, args, { nameserver: { address: world.address, dir } });
+      const routers = await exim(['-bP', 'router_list']);
+      expect(routers.code, routers.stderr).toBe(0);
+      expect(routers.stdout.split('\n')).not.toContain('mta_sts');
+      expect((await exim(['-bt', `user@enforce.${ZONE}`])).stdout).toContain('router = dnslookup, transport = remote_smtp');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
