@@ -38,6 +38,7 @@ export const PROJECTS = {
     'test/faults/hostile-peers.test.ts',
     'test/faults/network-faults.test.ts',
     'test/faults/socket-abuse.test.ts',
+    'test/faults/descriptor-limit.test.ts',
     'test/packaging/man-pages.test.ts',
   ],
   system: [
