@@ -104,7 +104,13 @@ export async function startListeners(
   const parsed = specs.map((s) => (typeof s === 'string' ? parseListenSpec(s) : s));
   const current: ListenerOptions = { ...options };
   const connections = new Map<Socket, { control: ConnectionControl | undefined; listener: BoundListener }>();
-  const limitLog = rateLimitedLog(logger, () => current.maxConnections);
+  const limitLog = rateLimitedWarning(logger, 'connection limit reached; closing new connections');
+  // An accept that fails (EMFILE, ENFILE: out of descriptors) is emitted as the server's 'error'. Without
+  // a listener it would end the process; the listener keeps serving the connections it has, and libuv
+  // keeps accepting once descriptors are free again.
+  const acceptFailed = rateLimitedWarning(logger, 'accepting a connection failed; open connections are still served');
+  const onServerError = (spec: ListenSpec) => (err: Error) =>
+    acceptFailed({ listen: spec.spec, err: errno(err) ?? err.message, maxConnections: current.maxConnections });
   let bound: BoundListener[] = [];
   /** Connections of listeners that update() removed, still finishing; close() waits for them too. */
   const draining = new Set<Promise<void>>();
@@ -119,7 +125,7 @@ export async function startListeners(
     }
     if (connections.size >= current.maxConnections) {
       socket.destroy();
-      limitLog();
+      limitLog({ maxConnections: current.maxConnections });
       return;
     }
     const entry = { control: undefined as ConnectionControl | undefined, listener };
@@ -138,7 +144,7 @@ export async function startListeners(
   const bindAll = async (list: readonly ListenSpec[], with_: ListenerOptions = current): Promise<BoundListener[]> => {
     const done: BoundListener[] = [];
     try {
-      for (const spec of list) done.push(await bind(spec, accept, with_));
+      for (const spec of list) done.push(await bind(spec, accept, onServerError(spec), with_));
     } catch (err) {
       await Promise.all(done.map((b) => b.close()));
       throw err;
@@ -269,10 +275,12 @@ interface BoundListener {
 async function bind(
   spec: ListenSpec,
   accept: (listener: BoundListener, socket: Socket) => void,
+  onError: (err: Error) => void,
   options: ListenerOptions,
 ): Promise<BoundListener> {
   const inherited = options.inherited?.take(spec);
   if (inherited) {
+    inherited.server.on('error', onError);
     // The service manager owns the socket (and a unix socket's file and mode): we only accept on it.
     const listener: BoundListener = {
       spec,
@@ -302,6 +310,7 @@ async function bind(
     await closeServer(server);
     throw new Error(`listen ${spec.spec}: ${message(err)}`, { cause: err });
   }
+  server.on('error', onError);
   if (spec.kind === 'tcp') {
     listener.address = { ...spec, port: (server.address() as net.AddressInfo).port };
     return listener;
@@ -400,20 +409,20 @@ function socketClosed(socket: Socket): Promise<void> {
   });
 }
 
-/** A log line the first time the limit bites, then at most one per interval, counting the rest. */
-function rateLimitedLog(logger: Logger, maxConnections: () => number): () => void {
+/**
+ * A warning the first time something happens, then at most one per LIMIT_LOG_INTERVAL_MS with the count
+ * of the occurrences in between: a flood of refused or failed accepts is a few log lines, not one each.
+ */
+function rateLimitedWarning(logger: Logger, message: string): (fields: Record<string, unknown>) => void {
   let lastAt = -Infinity;
   let suppressed = 0;
-  return () => {
+  return (fields) => {
     const now = Date.now();
     if (now - lastAt < LIMIT_LOG_INTERVAL_MS) {
       suppressed += 1;
       return;
     }
-    logger.warn(
-      { maxConnections: maxConnections(), refusedSinceLastLog: suppressed + 1 },
-      'connection limit reached; closing new connections',
-    );
+    logger.warn({ ...fields, sinceLastLog: suppressed + 1 }, message);
     lastAt = now;
     suppressed = 0;
   };
