@@ -241,6 +241,33 @@ describe('the daemon cannot be reached or gives no answer', () => {
     }
   });
 
+  it('once the daemon answers again: queue runs wait for the address\'s retry time, -qff delivers at once', async () => {
+    // A configuration of its own: a queue of one message.
+    const own = await mkdtemp(join(tmpdir(), 'exim-retry-'));
+    try {
+      const cfg = await labConfig(own, 'split');
+      const exim = (args: string[], input?: string) =>
+        runExim(cfg, args, { nameserver: { address: world.address, dir: own }, ...(input === undefined ? {} : { input }) });
+      const rcpt = `user${++counter}@plain.${Z}`;
+      const down = await exim([`-DMTA_STS_SOCKET=inet:${good.address}:9`, '-odf', '-oi', '-f', 'sender@sender.lab.test', rcpt], `To: ${rcpt}\n\nhi\n`);
+      expect(down.code, down.stderr).toBe(0);
+      const [id] = await queued(cfg);
+      expect(id).toBeDefined();
+      // A routing deferral leaves a retry hint for this address only.
+      expect(await retryKeys(cfg)).toEqual([`R:${rcpt}`]);
+
+      await exim(['-q']);
+      expect(await queued(cfg)).toEqual([id]);
+      expect(cleartext.messages().filter((m) => m.to.includes(`<${rcpt}>`))).toEqual([]);
+
+      await exim(['-qff']);
+      expect(await queued(cfg)).toEqual([]);
+      expect(await mainlog(cfg)).toMatch(new RegExp(`${id} => ${rcpt} R=dnslookup T=remote_smtp `));
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
   it('an error line from the daemon: deferred, with the answer in the log', async () => {
     const server = createServer((c) => {
       c.on('error', () => {});
