@@ -4,6 +4,9 @@
  * to stdout. Exit status: 0 nothing failed (warnings allowed), 1 some step failed, 2 the check did not
  * run (bad arguments, invalid domain, config error).
  */
+import { clearLine, cursorTo } from 'node:readline';
+import { WriteStream } from 'node:tty';
+import { styleText } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { CHECK_DEFAULTS, assembleCheck, runCheck } from '../check/run-check.js';
@@ -125,33 +128,52 @@ export interface Painter {
   dim(text: string): string;
 }
 
-const SGR = { pass: '32', warn: '33', fail: '31' } as const;
+/** A util.inspect.colors name, or several applied left to right. */
+type Style = Parameters<typeof styleText>[0];
+const STATUS_STYLE: Record<Status, Style> = { pass: ['bold', 'green'], warn: ['bold', 'yellow'], fail: ['bold', 'red'] };
 
+/** Styles text with Node's util.styleText when `colour` (from useColour), and leaves it plain otherwise. */
 export function painter(colour: boolean): Painter {
-  const sgr = (code: string, text: string) => (colour ? `\u001b[${code}m${text}\u001b[0m` : text);
+  // validateStream: false, because whether to colour was decided once, by useColour(), for the stream
+  // the report goes to (styleText would look at process.stdout, and Node 20 skips that for style lists).
+  const style = (format: Style, text: string) => (colour ? styleText(format, text, { validateStream: false }) : text);
   return {
-    status: (status, text) => sgr(`1;${SGR[status]}`, text),
-    bold: (text) => sgr('1', text),
-    dim: (text) => sgr('2', text),
+    status: (status, text) => style(STATUS_STYLE[status], text),
+    bold: (text) => style('bold', text),
+    dim: (text) => style('dim', text),
   };
 }
 
+/** What useColour() reads from a stream: a terminal (tty.WriteStream) has both, a pipe or a file neither. */
+export interface ColourTarget {
+  isTTY?: boolean;
+  hasColors?: (count: number, env?: object) => boolean;
+}
+
+/** Basic ANSI colours: all the report uses. */
+const COLOURS_NEEDED = 16;
+
 /**
- * Colour when stdout is a terminal, unless NO_COLOR is set to anything non-empty (no-color.org);
- * FORCE_COLOR (non-empty, not "0") forces it on, as in Node's own tools.
+ * Colour exactly when Node's own tools would (tty.WriteStream#hasColors, 16 colours): on a terminal
+ * whose TERM has colours, unless NO_COLOR or NODE_DISABLE_COLORS is set (to anything, even empty) or
+ * TERM is "dumb"; FORCE_COLOR decides before all of these, on a pipe too: "0" or "false" turns colour
+ * off, "", "1", "2", "3" or "true" on. docs/decisions.md: "Colour in `check`".
  */
-export function useColour(env: NodeJS.ProcessEnv, stdoutIsTty: boolean): boolean {
-  const force = env.FORCE_COLOR;
-  if (force !== undefined && force !== '' && force !== '0') return true;
-  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
-  return stdoutIsTty;
+export function useColour(stream: ColourTarget, env: NodeJS.ProcessEnv = process.env): boolean {
+  // Node's colour rules for a stream that is not a terminal: only FORCE_COLOR can turn colour on there.
+  if (env.FORCE_COLOR !== undefined) return WriteStream.prototype.hasColors.call(stream, COLOURS_NEEDED, env);
+  return stream.isTTY === true && typeof stream.hasColors === 'function' && stream.hasColors(COLOURS_NEEDED, env);
 }
 
 function processIo(): CheckIo {
   const tty = process.stderr.isTTY === true;
   let shown = false;
   const clear = () => {
-    if (tty && shown) process.stderr.write('\r\u001b[K');
+    // Back to the start of the progress line and erase it, so that the next output takes its place.
+    if (tty && shown) {
+      cursorTo(process.stderr, 0);
+      clearLine(process.stderr, 1);
+    }
     shown = false;
   };
   return {
@@ -174,6 +196,6 @@ function processIo(): CheckIo {
       clear();
       process.stderr.write(message + '\n');
     },
-    colour: useColour(process.env, process.stdout.isTTY === true),
+    colour: useColour(process.stdout),
   };
 }

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { styleText } from 'node:util';
 import { createTestCa, type TestCa } from '../lab/ca.js';
 import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-server.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
@@ -16,6 +17,9 @@ import { startPolicyServer, type PolicyRoute, type PolicyServer } from '../lab/p
 import { assertBuilt, BIN, runCli, type CliRun as Run } from '../lab/sidecar.js';
 import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
 import type { CheckReport, Step } from '../../src/check/types.js';
+
+/** `text` in Node's style `format`: what the CLI prints in colour. */
+const styled = (format: Parameters<typeof styleText>[0], text: string) => styleText(format, text, { validateStream: false });
 
 // CLI processes under a loaded machine: each test may wait for queued runs.
 vi.setConfig({ testTimeout: 120_000 });
@@ -418,31 +422,35 @@ describe('check: the terminal output', () => {
     expect(run.stdout).not.toContain('\u001b[');
   });
 
-  it('on a terminal: colour, and one progress line rewritten in place; NO_COLOR turns colour off', async () => {
+  it('on a terminal: colour, and one progress line rewritten in place; NO_COLOR and FORCE_COLOR=0 turn colour off', async () => {
     // util-linux script(1) gives the CLI a real pseudo-terminal for stdout and stderr.
     const onTty = (env: Record<string, string>) =>
       new Promise<string>((resolve) => {
-        const base = { ...process.env, ...env };
-        delete base.FORCE_COLOR;
-        if (!env.NO_COLOR) delete base.NO_COLOR;
+        // A colour terminal, whatever the environment the tests run in (CI, TERM, a colour switch).
+        const base: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' };
+        for (const k of ['FORCE_COLOR', 'NO_COLOR', 'NODE_DISABLE_COLORS', 'CI', 'TMUX', 'COLORTERM', 'TERM_PROGRAM']) delete base[k];
         const command = `${process.execPath} ${BIN} check clean.${ZONE} --config ${config}`;
-        execFile('script', ['-qec', command, '/dev/null'], { timeout: 60_000, env: base }, (_err, stdout) => resolve(stdout));
+        execFile('script', ['-qec', command, '/dev/null'], { timeout: 60_000, env: { ...base, ...env } }, (_err, stdout) => resolve(stdout));
       });
     const coloured = await onTty({});
-    expect(coloured).toContain('\u001b[1;32mPASS\u001b[0m  \u001b[1m_mta-sts TXT record\u001b[0m');
-    // Progress is written without a newline, then erased ("\r" + erase line) before the next output.
-    expect(coloured).toMatch(/\.\.\. probing mx-good\.check\.test \([0-9.]+\) port 25: STARTTLS and certificate\r\u001b\[K/);
-    expect(coloured).not.toMatch(/\.\.\. probing [^\r]*\r?\n/);
+    expect(coloured).toContain(`${styled(['bold', 'green'], 'PASS')}  ${styled('bold', '_mta-sts TXT record')}`);
+    // Progress is written without a newline, then erased (cursor to column 1, erase to the end of the
+    // line: readline's cursorTo and clearLine) before the next output.
+    expect(coloured).toMatch(/\.\.\. probing mx-good\.check\.test \([0-9.]+\) port 25: STARTTLS and certificate\u001b\[1G\u001b\[0K/);
+    expect(coloured).not.toMatch(/\.\.\. probing [^\u001b]*\r?\n/);
     const plain = await onTty({ NO_COLOR: '1' });
-    expect(plain).toMatch(/(^|\r\u001b\[K)PASS  _mta-sts TXT record: /m);
-    expect(plain).not.toContain('\u001b[1;32m');
+    expect(plain).toMatch(/(^|\u001b\[0K)PASS  _mta-sts TXT record: /m);
+    expect(plain).not.toContain(styled(['bold', 'green'], 'PASS'));
+    const forcedOff = await onTty({ FORCE_COLOR: '0' });
+    expect(forcedOff).toMatch(/(^|\u001b\[0K)PASS  _mta-sts TXT record: /m);
+    expect(forcedOff).not.toContain(styled(['bold', 'green'], 'PASS'));
   });
 
-  it('FORCE_COLOR colours the statuses', async () => {
+  it('FORCE_COLOR colours the statuses, even on a pipe', async () => {
     const run = await cli(['check', `soon.${ZONE}`, '--config', config], { FORCE_COLOR: '1' });
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain('\u001b[1;32mPASS\u001b[0m');
-    expect(run.stdout).toContain('\u001b[1;33mWARN\u001b[0m');
+    expect(run.stdout).toContain(styled(['bold', 'green'], 'PASS'));
+    expect(run.stdout).toContain(styled(['bold', 'yellow'], 'WARN'));
   });
 
   it('--json keeps stdout to one JSON document; progress still goes to stderr', async () => {
