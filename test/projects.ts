@@ -25,6 +25,7 @@ export const PROJECTS = {
     'test/cache/sqlite-store-reopen.test.ts',
     'test/fuzz/domain-key.fuzz.test.ts',
     'test/fuzz/netstring.fuzz.test.ts',
+    'test/fuzz/postfix-reply.fuzz.test.ts',
     'test/fuzz/sts-policy.fuzz.test.ts',
     'test/fuzz/sts-txt.fuzz.test.ts',
     'test/packaging/config-file.test.ts',

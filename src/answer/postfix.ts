@@ -163,7 +163,8 @@ function coveredByParent(match: string, parents: Set<string>): boolean {
 function tlsrptAttributes(domain: string, policy: Policy, text: string): string {
   const parts = ['policy_type=sts', `policy_domain=${domain}`];
   for (const p of policy.mx) parts.push(`mx_host_pattern=${patternText(p)}`);
-  for (const line of text.split('\n')) {
+  // A UTF-8 byte order mark is no part of the first line (RFC 8461 §3.2 forgiven, docs/decisions.md).
+  for (const line of text.replace(/^\ufeff/, '').split('\n')) {
     const value = policyStringValue(line);
     if (value !== undefined) parts.push(`{ policy_string = ${value} }`);
   }

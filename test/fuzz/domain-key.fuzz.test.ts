@@ -3,13 +3,16 @@
  * could send them, near-valid host names, brackets, ports, IDN, overlong labels):
  * - normalizeDomainKey never throws, and a `domain` it returns is a host name by the reference grammar
  *   (RFC 5321 Domain, RFC 1035 sizes), lower case, and normalises to itself;
+ * - every key without a domain has a reason from the closed set KEY_SKIP_REASONS (a bounded metric label);
  * - for plain LDH keys it accepts a domain exactly when the reference grammar does;
- * - the socketmap handler answers every key with a well-formed socketmap(5) reply and nothing else.
+ * - the socketmap handler answers every key with a well-formed socketmap(5) reply and never PERM: a key
+ *   that cannot carry a policy gets `NOTFOUND ` (PERM is for requests that are not socketmap at all, which
+ *   never reach the handler), and its reason is told to onSkippedKey exactly once.
  */
 import fc from 'fast-check';
 import { isIP } from 'node:net';
 import { describe, it } from 'vitest';
-import { normalizeDomainKey } from '../../src/sts/domain.js';
+import { KEY_SKIP_REASONS, keySkipReason, normalizeDomainKey, type KeySkipReason } from '../../src/sts/domain.js';
 import { postfixMapHandler, type HotPolicyLookup } from '../../src/server/postfix/map.js';
 import type { LookupResult, PolicyLookup } from '../../src/resolver/types.js';
 import { parsePolicy } from '../../src/sts/policy.js';
@@ -36,11 +39,11 @@ const bytesKey = fc.uint8Array({ maxLength: 40 }).map((b) => new TextDecoder().d
 
 function checkKey(k: string): void {
   const r = normalizeDomainKey(k);
-  if (r.kind === 'invalid') {
-    if (typeof r.why !== 'string' || r.why === '') throw new Error('invalid without a reason');
+  if (r.kind !== 'domain') {
+    if (r.kind === 'invalid' && (typeof r.why !== 'string' || r.why === '')) throw new Error('invalid without a why');
+    if (!(KEY_SKIP_REASONS as readonly string[]).includes(keySkipReason(r))) throw new Error(`${JSON.stringify(k)}: reason outside the closed set`);
     return;
   }
-  if (r.kind === 'skip') return;
   const d = r.domain;
   if (!referenceHostname(d)) throw new Error(`${JSON.stringify(k)} gave ${JSON.stringify(d)}, not a host name by RFC 5321/1035`);
   if (d !== d.toLowerCase() || isIP(d) !== 0 || /^[0-9]+$/.test(d.slice(d.lastIndexOf('.') + 1))) {
@@ -73,9 +76,15 @@ const lookup: PolicyLookup = {
     return { kind: 'policy', domain, entry, source: 'memory' };
   },
 };
-const handler = postfixMapHandler(lookup, { default: { strict_testing: false, tlsrpt: false }, tlsrpt: { strict_testing: false, tlsrpt: true } });
-// socketmap(5): OK <data>, NOTFOUND <empty>, PERM/TEMP <one printable line>.
-const WELL_FORMED = /^(?:OK secure match=mx1\.example\.com:\.example\.net servername=hostname(?: policy_type=sts [^\x00-\x1f\x7f]*)?|NOTFOUND |PERM [^\x00-\x1f\x7f]{1,500})$/u;
+const skipped: KeySkipReason[] = [];
+const handler = postfixMapHandler(
+  lookup,
+  { default: { strict_testing: false, tlsrpt: false }, tlsrpt: { strict_testing: false, tlsrpt: true } },
+  { onSkippedKey: (reason) => skipped.push(reason) },
+);
+// socketmap(5): OK <data> or NOTFOUND <empty>. Never PERM (Postfix defers on it) nor TEMP: the lookup here
+// never fails.
+const WELL_FORMED = /^(?:OK secure match=mx1\.example\.com:\.example\.net servername=hostname(?: policy_type=sts [^\x00-\x1f\x7f]*)?|NOTFOUND )$/u;
 
 describe('fuzz: normalizeDomainKey', () => {
   const runs = { near: Math.ceil(RUNS * 0.5), bytes: Math.ceil(RUNS * 0.2), ldh: Math.ceil(RUNS * 0.3) };
@@ -143,11 +152,16 @@ describe('fuzz: the Postfix socketmap handler', () => {
     );
   });
 
-  it(`answers any key with a well-formed reply (${Math.ceil(RUNS / 5)} inputs)`, { timeout: 60_000 }, async () => {
+  it(`answers any key with OK or NOTFOUND, never PERM; a key without a domain is told once (${Math.ceil(RUNS / 5)} inputs)`, { timeout: 60_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom('postfix', 'tlsrpt', 'x'), fc.oneof(key, bytesKey), async (name, k) => {
+        skipped.length = 0;
         const reply = await handler(name, k);
         if (!WELL_FORMED.test(reply)) throw new Error(`reply ${JSON.stringify(reply)} to ${JSON.stringify(k)} is not well-formed`);
+        const r = normalizeDomainKey(k);
+        const want = r.kind === 'domain' ? [] : [keySkipReason(r)];
+        if (r.kind !== 'domain' && reply !== 'NOTFOUND ') throw new Error(`${JSON.stringify(k)} has no domain but got ${JSON.stringify(reply)}`);
+        if (skipped.join() !== want.join()) throw new Error(`${JSON.stringify(k)}: told ${JSON.stringify(skipped)}, expected ${JSON.stringify(want)}`);
       }),
       params(Math.ceil(RUNS / 5)),
     );
