@@ -33,11 +33,17 @@ LAB_SYSTEM_PACKAGES=(
   "adduser:adduser"
   "man-db:man"
   "systemd:systemd-analyze"
+  # scripts/postfix-lab.sh: the private Postfix 3.11 build for test/e2e (gcc comes with g++; a path
+  # instead of a binary name is a file the package installs)
+  "m4:m4"
+  "libssl-dev:/usr/include/openssl/ssl.h"
+  "libdb-dev:/usr/include/db.h"
 )
 
 lab_system_deps() (
   set -u
   have_bin() {
+    case "$1" in /*) [ -e "$1" ]; return ;; esac
     command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
   }
 
