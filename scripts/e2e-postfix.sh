@@ -3,6 +3,10 @@
 #
 #   bash scripts/e2e-postfix.sh [vitest args...]     # as root; scripts/test runs it after the main suite
 #
+# Runs the same delivery cases (test/e2e/delivery-cases.ts) twice, one file after the other: with the
+# host's Postfix (delivery.test.ts; Debian 12: 3.7) and with Postfix 3.11.6 (delivery-3.11.test.ts),
+# built once from vendor/postfix into .cache by scripts/postfix-lab.sh (called below; quiet when cached).
+#
 # Builds the test world's network namespace and runs the e2e vitest files inside it, so that every
 # server the tests start (NSD, HTTPS policy hosts, SMTP servers, the daemon, Postfix) lives there and
 # nothing can reach, or be reached from, the rest of the machine:
@@ -27,6 +31,7 @@ for bin in ip postfix sendmail postqueue nsd; do
   fi
 done
 export PATH="$PATH:/usr/sbin:/sbin"
+bash scripts/postfix-lab.sh
 
 prefix=mta-sts-e2e-
 name="$prefix$$"

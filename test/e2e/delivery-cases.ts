@@ -1,11 +1,14 @@
 /**
- * Real Postfix delivering under MTA-STS, end to end. Runs inside a network namespace of its own
- * (scripts/e2e-postfix.sh makes it and points its /etc/resolv.conf at the world's DNS server), where
- * this file starts:
+ * Real Postfix delivering under MTA-STS, end to end: the cases, for one Postfix install at a time
+ * (`deliveryCases(install)`; delivery.test.ts runs them with the host's Postfix, delivery-3.11.test.ts
+ * with scripts/postfix-lab.sh's build of vendor/postfix). Runs inside a network namespace of its own
+ * (scripts/e2e-postfix.sh makes it and points its /etc/resolv.conf at the world's DNS server); the test
+ * files run one after the other, each building and tearing down this world:
  *   - NSD with MX, A and _mta-sts TXT records for one domain per case under e2e.test;
  *   - the HTTPS policy server (lab CA) serving each domain's policy;
- *   - one lab SMTP server per MX host, on 127.0.25.x:25, with a valid certificate for the MX name, a
- *     certificate for another name, an expired one, or no STARTTLS at all;
+ *   - one lab SMTP server per MX host, on 127.0.25.x:25 (second MX hosts on 127.0.26.x), with a valid
+ *     certificate for the MX name (or for another listed name), a certificate for another name, an
+ *     expired one, or no STARTTLS at all;
  *   - the built daemon, socketmap on 127.0.0.1, resolving through /etc/resolv.conf;
  *   - a Postfix instance of its own (test/e2e/*.template) with smtp_tls_policy_maps pointing at the
  *     daemon and the lab CA trusted, plus extra smtp(8) transports for a few domains: chrooted with a
@@ -14,7 +17,6 @@
  * and `postqueue -j`. contrib/postfix/README.md documents what these tests show.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,22 +26,50 @@ import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-serve
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
 import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { startSmtpServer, type SmtpServer } from '../lab/smtp-server.js';
-import { queueDirOf, startPostfix, type DeliveryLine, type ExtraTransport, type Mail, type Postfix } from './postfix.js';
+import {
+  queueDirOf,
+  startPostfix,
+  versionAtLeast,
+  type DeliveryLine,
+  type ExtraTransport,
+  type Mail,
+  type Postfix,
+  type PostfixInstall,
+} from './postfix.js';
 
 const ZONE = 'e2e.test';
 const POLICY_ADDRESS = '127.0.44.3';
 const DELIVERY_TIMEOUT_MS = 45_000;
+/** Postfix 3.10: the TLSRPT attributes of a policy (policy_type=, policy_domain=, ...) are accepted. */
+const TLSRPT_ATTRIBUTES_SINCE = [3, 10, 0] as const;
+/**
+ * Postfix 3.10.5: with policy_type=sts and mx_host_pattern= attributes, smtp(8) skips MX hosts that match
+ * no pattern and checks the certificate against the MX host name (smtp_tls_enforce_sts_mx_patterns,
+ * default yes; src/smtp/smtp_tls_policy.c): RFC 8461 §4.1 exactly.
+ */
+const STS_MX_PATTERNS_SINCE = [3, 10, 5] as const;
+/** What Postfix's TLS policy parser logs about a policy it cannot read (src/smtp/smtp_tls_policy.c). */
+const POLICY_PARSE_WARNING =
+  /warning: .*(malformed|invalid attribute|missing '\}'|unexpected value|bad value|invalid empty policy|unexpected attribute|specified multiple times|has empty value)/;
 
 type MxTls = 'valid' | 'wrong-name' | 'expired' | 'no-starttls';
 interface DomainSpec {
   /** Published policy mode; null = no _mta-sts record at all. */
   mode: 'enforce' | 'testing' | 'none' | null;
-  /** What the domain's one MX host presents after STARTTLS. */
+  /** What the domain's (first) MX host presents after STARTTLS. */
   tls: MxTls;
+  /** Left-hand labels of the MX host name below the domain; default `mx`. */
+  mxHost?: string;
   /** `mx:` lines of the policy; default: the MX host name. */
   policyMx?: string[];
   /** Name in the MX host's certificate when `tls` is 'valid'; default: the MX host name. */
   certName?: string;
+  /** Extension lines of the policy (RFC 8461 §3.2 allows any `key: value`). */
+  extensions?: string[];
+  /** A second MX host, at a lower preference (20), with a valid certificate for its own name. */
+  second?: { mxHost: string };
+  /** Delivered through the transport whose map is the daemon's `reporting` zone (`tlsrpt: true`). */
+  reporting?: true;
 }
 
 const DOMAINS = {
@@ -50,6 +80,8 @@ const DOMAINS = {
   unlisted: { mode: 'enforce', tls: 'valid', policyMx: [`mx.elsewhere.${ZONE}`] },
   // An MX host the policy does not list, presenting a certificate for a name the policy does list.
   lookalike: { mode: 'enforce', tls: 'valid', policyMx: [`mx.listed.${ZONE}`], certName: `mx.listed.${ZONE}` },
+  // `*.wilddeep` allows exactly one label (RFC 8461 §4.1); the MX host has two, and a certificate for itself.
+  wilddeep: { mode: 'enforce', tls: 'valid', mxHost: 'a.mx', policyMx: [`*.wilddeep.${ZONE}`] },
   testing: { mode: 'testing', tls: 'wrong-name' },
   none: { mode: 'none', tls: 'no-starttls' },
   nosts: { mode: null, tls: 'no-starttls' },
@@ -57,140 +89,180 @@ const DOMAINS = {
   restart: { mode: 'enforce', tls: 'valid' },
   sticky: { mode: 'enforce', tls: 'valid' },
   outage: { mode: null, tls: 'no-starttls' },
-  // The next four go through extra smtp(8) transports (TRANSPORTS in beforeAll).
-  tlsrpt: { mode: 'enforce', tls: 'valid' },
+  // Through the TLSRPT transport (the daemon's `reporting` zone): the attributes on.
+  tlsrpt: { mode: 'enforce', tls: 'valid', reporting: true },
+  rptnote: { mode: 'enforce', tls: 'valid', reporting: true, extensions: ['note: see the docs'] },
+  // A `{` in a policy line: a policy_string holding it would be a malformed attribute (issue 13).
+  rptbrace: { mode: 'enforce', tls: 'valid', reporting: true, extensions: ['note: see {docs'] },
+  rptlookalike: { mode: 'enforce', tls: 'valid', reporting: true, policyMx: [`mx.listed.${ZONE}`], certName: `mx.listed.${ZONE}` },
+  // The preferred MX (10) is not listed but shows a certificate for the listed one; the listed one is 20.
+  rptmixed: {
+    mode: 'enforce',
+    tls: 'valid',
+    reporting: true,
+    policyMx: [`mx2.rptmixed.${ZONE}`],
+    certName: `mx2.rptmixed.${ZONE}`,
+    second: { mxHost: 'mx2' },
+  },
+  rptdeep: { mode: 'enforce', tls: 'valid', reporting: true, mxHost: 'a.mx', policyMx: [`*.rptdeep.${ZONE}`] },
+  rptwild: { mode: 'enforce', tls: 'valid', reporting: true, policyMx: [`*.rptwild.${ZONE}`] },
+  // The next three go through extra smtp(8) transports (TRANSPORTS in beforeAll).
   chroot: { mode: 'enforce', tls: 'valid' },
   chrootproxy: { mode: 'enforce', tls: 'valid' },
   chrootabs: { mode: 'enforce', tls: 'valid' },
 } satisfies Record<string, DomainSpec>;
 type Label = keyof typeof DOMAINS;
 const LABELS = Object.keys(DOMAINS) as Label[];
+const spec = (l: Label): DomainSpec => DOMAINS[l];
 /** Mail sent while the daemon is stopped: two enforce domains and one without any MTA-STS policy. */
 const OUTAGE: Label[] = ['restart', 'sticky', 'outage'];
+const REPORTING = LABELS.filter((l) => spec(l).reporting);
 
 const domainOf = (l: Label) => `${l}.${ZONE}`;
-const mxOf = (l: Label) => `mx.${l}.${ZONE}`;
+const mxOf = (l: Label) => `${spec(l).mxHost ?? 'mx'}.${l}.${ZONE}`;
 const mxAddress = (l: Label) => `127.0.25.${10 + LABELS.indexOf(l)}`;
+const secondMxOf = (l: Label) => `${spec(l).second!.mxHost}.${l}.${ZONE}`;
+const secondMxAddress = (l: Label) => `127.0.26.${10 + LABELS.indexOf(l)}`;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function policyBody(spec: DomainSpec, l: Label): string {
-  const mx = spec.mode === 'none' ? [] : (spec.policyMx ?? [mxOf(l)]);
-  return `version: STSv1\nmode: ${spec.mode}\n${mx.map((m) => `mx: ${m}\n`).join('')}max_age: 86400\n`;
+function policyBody(s: DomainSpec, l: Label): string {
+  const mx = s.mode === 'none' ? [] : (s.policyMx ?? [mxOf(l)]);
+  const ext = (s.extensions ?? []).map((e) => `${e}\n`).join('');
+  return `version: STSv1\nmode: ${s.mode}\n${mx.map((m) => `mx: ${m}\n`).join('')}max_age: 86400\n${ext}`;
 }
 
-const postfixVersion = (): [number, number, number] => {
-  const out = execFileSync('postconf', ['-d', '-h', 'mail_version'], { encoding: 'utf8' }).trim();
-  const [a = 0, b = 0, c = 0] = out.split('.').map(Number);
-  return [a, b, c];
-};
+/** Registers the whole delivery world and its cases, run with the Postfix programs of `install`. */
+export function deliveryCases(install: PostfixInstall): void {
+  const version = install.version.join('.');
+  const tlsrptAttributes = versionAtLeast(install.version, TLSRPT_ATTRIBUTES_SINCE);
+  const stsMxPatterns = versionAtLeast(install.version, STS_MX_PATTERNS_SINCE);
 
-let worldDir: string | undefined;
-let ca: TestCa;
-let dns: DnsServer;
-let web: PolicyServer;
-const smtp = new Map<Label, SmtpServer>();
-let sidecar: Sidecar | undefined;
-let sidecarConfig: string;
-let policyMap: string;
-/** The daemon's unix socket, relative to Postfix's queue_directory. */
-const jailSocket = 'mta-sts-sidecar/socketmap.sock';
-let postfix: Postfix;
-const mails = new Map<Label, Mail>();
+  let worldDir: string | undefined;
+  let ca: TestCa;
+  let dns: DnsServer;
+  let web: PolicyServer;
+  const smtp = new Map<Label, SmtpServer>();
+  const secondSmtp = new Map<Label, SmtpServer>();
+  let sidecar: Sidecar | undefined;
+  let sidecarConfig: string;
+  let policyMap: string;
+  let reportingMap: string;
+  /** The daemon's unix socket, relative to Postfix's queue_directory. */
+  const jailSocket = 'mta-sts-sidecar/socketmap.sock';
+  let postfix: Postfix;
+  const mails = new Map<Label, Mail>();
 
-function startDaemon(): Promise<Sidecar> {
-  return startSidecar(sidecarConfig, { 'ca.pem': ca.certPem });
-}
-
-function mailTo(l: Label): Mail {
-  const id = `${l}.${process.pid}.${Date.now()}@sender.e2e.invalid`;
-  const mail = { from: 'sender@sender.e2e.invalid', to: `user@${domainOf(l)}`, subject: `MTA-STS e2e ${l}`, messageId: id };
-  mails.set(l, mail);
-  return mail;
-}
-
-/** The message as the receiving side got it, found by its Message-ID. */
-function received(l: Label) {
-  const id = mails.get(l)!.messageId;
-  return smtp.get(l)!.messages().filter((m) => m.data.includes(`Message-ID: <${id}>`));
-}
-
-const delivery = (l: Label, skip = 0): Promise<DeliveryLine> =>
-  postfix.waitForDelivery(mails.get(l)!.messageId, DELIVERY_TIMEOUT_MS, skip);
-
-async function queued(l: Label) {
-  const id = postfix.queueIdOf(mails.get(l)!.messageId);
-  return (await postfix.queue()).find((q) => q.queue_id === id);
-}
-
-beforeAll(async () => {
-  const netns = process.env.MTA_STS_E2E_NETNS;
-  const dnsAddress = process.env.MTA_STS_E2E_DNS;
-  if (!netns || !dnsAddress) {
-    throw new Error('test/e2e runs inside its own network namespace: use `bash scripts/e2e-postfix.sh` (npm test does)');
+  function startDaemon(): Promise<Sidecar> {
+    return startSidecar(sidecarConfig, { 'ca.pem': ca.certPem });
   }
-  // `ip netns exec` mounted the world's resolv.conf: Postfix and the daemon resolve through it.
-  expect(readFileSync('/etc/resolv.conf', 'utf8')).toContain(`nameserver ${dnsAddress}`);
 
-  worldDir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-'));
-  await chmod(worldDir, 0o755); // Postfix daemons run as the postfix user below it
-  ca = await createTestCa('mta-sts e2e CA');
-  web = await startPolicyServer({ address: POLICY_ADDRESS, ca });
-  const records: DnsRecord[] = [];
-  for (const l of LABELS) {
-    const spec: DomainSpec = DOMAINS[l];
-    records.push({ name: l, type: 'MX', value: `10 ${mxOf(l)}.` });
-    records.push({ name: `mx.${l}`, type: 'A', value: mxAddress(l) });
-    if (spec.mode === null) continue;
-    records.push({ name: `_mta-sts.${l}`, type: 'TXT', value: [`v=STSv1; id=${l}1;`] });
-    records.push({ name: `mta-sts.${l}`, type: 'A', value: POLICY_ADDRESS });
-    web.setRoute(`mta-sts.${domainOf(l)}`, { body: policyBody(spec, l) });
+  function mailTo(l: Label): Mail {
+    const id = `${l}.${process.pid}.${Date.now()}@sender.e2e.invalid`;
+    const mail = { from: 'sender@sender.e2e.invalid', to: `user@${domainOf(l)}`, subject: `MTA-STS e2e ${l}`, messageId: id };
+    mails.set(l, mail);
+    return mail;
   }
-  dns = await startDnsServer({ address: dnsAddress, zones: { [ZONE]: { records } } });
 
-  const DAY = 86_400_000;
-  for (const l of LABELS) {
-    const tls: MxTls = DOMAINS[l].tls;
-    let cert: KeyAndCert | null = null;
-    if (tls === 'valid') cert = await ca.issue({ dnsNames: [(DOMAINS[l] as DomainSpec).certName ?? mxOf(l)] });
-    if (tls === 'wrong-name') cert = await ca.issue({ dnsNames: [`other-host.${ZONE}`] });
-    if (tls === 'expired') {
-      cert = await ca.issue({ dnsNames: [mxOf(l)], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
+  /** The message as the receiving side (`server`, default the domain's first MX) got it, by its Message-ID. */
+  function received(l: Label, server: SmtpServer = smtp.get(l)!) {
+    const id = mails.get(l)!.messageId;
+    return server.messages().filter((m) => m.data.includes(`Message-ID: <${id}>`));
+  }
+
+  const delivery = (l: Label, skip = 0): Promise<DeliveryLine> =>
+    postfix.waitForDelivery(mails.get(l)!.messageId, DELIVERY_TIMEOUT_MS, skip);
+
+  async function queued(l: Label) {
+    const id = postfix.queueIdOf(mails.get(l)!.messageId);
+    return (await postfix.queue()).find((q) => q.queue_id === id);
+  }
+
+  /** Postfix's warnings about a TLS policy it could not read, for `l` (or for any domain). */
+  const policyWarnings = (l?: Label) =>
+    postfix
+      .log()
+      .split('\n')
+      .filter((line) => POLICY_PARSE_WARNING.test(line) && (l === undefined || line.includes(`"${domainOf(l)}"`)));
+
+  beforeAll(async () => {
+    const netns = process.env.MTA_STS_E2E_NETNS;
+    const dnsAddress = process.env.MTA_STS_E2E_DNS;
+    if (!netns || !dnsAddress) {
+      throw new Error('test/e2e runs inside its own network namespace: use `bash scripts/e2e-postfix.sh` (npm test does)');
     }
-    smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l) }));
-  }
+    // `ip netns exec` mounted the world's resolv.conf: Postfix and the daemon resolve through it.
+    expect(readFileSync('/etc/resolv.conf', 'utf8')).toContain(`nameserver ${dnsAddress}`);
 
-  // Postfix first (it opens its maps only when it delivers), so that the daemon's unix socket can sit
-  // inside Postfix's queue_directory, the chroot jail of chrooted services.
-  const port = await freePort();
-  policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
-  const postfixDir = join(worldDir, 'postfix');
-  const TRANSPORTS: ExtraTransport[] = [
-    // Debian's default: smtp chrooted. A unix socket path relative to queue_directory works in and
-    // out of the jail (daemons run in queue_directory) ...
-    { name: 'smtp-chroot', domains: [domainOf('chroot')], chroot: true, policyMap: `socketmap:unix:${jailSocket}:postfix` },
-    // ... and proxymap(8), which runs outside the jail, reaches a socket anywhere for a chrooted smtp(8) ...
-    {
-      name: 'smtp-chroot-proxy',
-      domains: [domainOf('chrootproxy')],
-      chroot: true,
-      policyMap: `proxy:socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
-    },
-    // ... but the socket by its absolute path does not work in the jail: there that path does not exist.
-    {
-      name: 'smtp-chroot-abs',
-      domains: [domainOf('chrootabs')],
-      chroot: true,
-      policyMap: `socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
-    },
-    // One smtp(8) process for all its mail, so that the daemon-stopped test knows which process retries.
-    { name: 'smtp-one', domains: [domainOf('sticky')], chroot: false, policyMap, maxproc: 1 },
-    // The daemon's `reporting` zone answers with the Postfix 3.10 TLSRPT attributes.
-    { name: 'smtp-tlsrpt', domains: [domainOf('tlsrpt')], chroot: false, policyMap: `socketmap:inet:127.0.0.1:${port}:reporting` },
-  ];
-  postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS });
-  await mkdir(join(postfix.queueDir, 'mta-sts-sidecar'), { mode: 0o755 });
+    worldDir = await mkdtemp(join(tmpdir(), 'mta-sts-e2e-'));
+    await chmod(worldDir, 0o755); // Postfix daemons run as the postfix user below it
+    ca = await createTestCa('mta-sts e2e CA');
+    web = await startPolicyServer({ address: POLICY_ADDRESS, ca });
+    const records: DnsRecord[] = [];
+    const below = (name: string) => name.slice(0, -`.${ZONE}`.length);
+    for (const l of LABELS) {
+      const s = spec(l);
+      records.push({ name: l, type: 'MX', value: `10 ${mxOf(l)}.` });
+      records.push({ name: below(mxOf(l)), type: 'A', value: mxAddress(l) });
+      if (s.second) {
+        records.push({ name: l, type: 'MX', value: `20 ${secondMxOf(l)}.` });
+        records.push({ name: below(secondMxOf(l)), type: 'A', value: secondMxAddress(l) });
+      }
+      if (s.mode === null) continue;
+      records.push({ name: `_mta-sts.${l}`, type: 'TXT', value: [`v=STSv1; id=${l}1;`] });
+      records.push({ name: `mta-sts.${l}`, type: 'A', value: POLICY_ADDRESS });
+      web.setRoute(`mta-sts.${domainOf(l)}`, { body: policyBody(s, l) });
+    }
+    dns = await startDnsServer({ address: dnsAddress, zones: { [ZONE]: { records } } });
 
-  sidecarConfig = `
+    const DAY = 86_400_000;
+    for (const l of LABELS) {
+      const s = spec(l);
+      let cert: KeyAndCert | null = null;
+      if (s.tls === 'valid') cert = await ca.issue({ dnsNames: [s.certName ?? mxOf(l)] });
+      if (s.tls === 'wrong-name') cert = await ca.issue({ dnsNames: [`other-host.${ZONE}`] });
+      if (s.tls === 'expired') {
+        cert = await ca.issue({ dnsNames: [mxOf(l)], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
+      }
+      smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l) }));
+      if (s.second) {
+        const secondCert = await ca.issue({ dnsNames: [secondMxOf(l)] });
+        secondSmtp.set(l, await startSmtpServer({ address: secondMxAddress(l), port: 25, cert: secondCert, hostname: secondMxOf(l) }));
+      }
+    }
+
+    // Postfix first (it opens its maps only when it delivers), so that the daemon's unix socket can sit
+    // inside Postfix's queue_directory, the chroot jail of chrooted services.
+    const port = await freePort();
+    policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
+    reportingMap = `socketmap:inet:127.0.0.1:${port}:reporting`;
+    const postfixDir = join(worldDir, 'postfix');
+    const TRANSPORTS: ExtraTransport[] = [
+      // Debian's default: smtp chrooted. A unix socket path relative to queue_directory works in and
+      // out of the jail (daemons run in queue_directory) ...
+      { name: 'smtp-chroot', domains: [domainOf('chroot')], chroot: true, policyMap: `socketmap:unix:${jailSocket}:postfix` },
+      // ... and proxymap(8), which runs outside the jail, reaches a socket anywhere for a chrooted smtp(8) ...
+      {
+        name: 'smtp-chroot-proxy',
+        domains: [domainOf('chrootproxy')],
+        chroot: true,
+        policyMap: `proxy:socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
+      },
+      // ... but the socket by its absolute path does not work in the jail: there that path does not exist.
+      {
+        name: 'smtp-chroot-abs',
+        domains: [domainOf('chrootabs')],
+        chroot: true,
+        policyMap: `socketmap:unix:${join(queueDirOf(postfixDir), jailSocket)}:postfix`,
+      },
+      // One smtp(8) process for all its mail, so that the daemon-stopped test knows which process retries.
+      { name: 'smtp-one', domains: [domainOf('sticky')], chroot: false, policyMap, maxproc: 1 },
+      // The daemon's `reporting` zone answers with the Postfix 3.10 TLSRPT attributes.
+      { name: 'smtp-tlsrpt', domains: REPORTING.map(domainOf), chroot: false, policyMap: reportingMap },
+    ];
+    postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS, install });
+    await mkdir(join(postfix.queueDir, 'mta-sts-sidecar'), { mode: 0o755 });
+
+    sidecarConfig = `
 socketmap:
   listen: ["tcp:127.0.0.1:${port}", "unix:${join(postfix.queueDir, jailSocket)}"]
   unix_mode: "0666"
@@ -200,207 +272,284 @@ zones:
   reporting: { tlsrpt: true }
 log: { level: info }
 `;
-  sidecar = await startDaemon();
+    sidecar = await startDaemon();
 
-  // Everything but the daemon-stopped case goes in at once; the cases below wait for their own outcome.
-  for (const l of LABELS) if (!OUTAGE.includes(l)) await postfix.submit(mailTo(l));
-}, 90_000);
+    // Everything but the daemon-stopped case goes in at once; the cases below wait for their own outcome.
+    for (const l of LABELS) if (!OUTAGE.includes(l)) await postfix.submit(mailTo(l));
+  }, 90_000);
 
-afterAll(async () => {
-  // Each step on its own: one failure must not leave the rest running.
-  // MTA_STS_E2E_LOG=FILE keeps a copy of Postfix's maillog (for debugging, or as a CI artifact).
-  const keep = process.env.MTA_STS_E2E_LOG;
-  if (keep && postfix) await writeFile(keep, postfix.log()).catch((err: unknown) => console.error('e2e log copy:', err));
-  const steps: Array<() => Promise<unknown>> = [
-    () => postfix?.stop() ?? Promise.resolve(),
-    () => sidecar?.stop() ?? Promise.resolve(),
-    ...[...smtp.values()].map((s) => () => s.stop()),
-    () => web?.stop() ?? Promise.resolve(),
-    () => dns?.stop() ?? Promise.resolve(),
-    () => (worldDir ? rm(worldDir, { recursive: true, force: true }) : Promise.resolve()),
-  ];
-  for (const step of steps) await step().catch((err: unknown) => console.error('e2e cleanup:', err));
-}, 60_000);
+  afterAll(async () => {
+    // Each step on its own: one failure must not leave the rest running.
+    // MTA_STS_E2E_LOG=FILE keeps a copy of Postfix's maillog (for debugging, or as a CI artifact); with
+    // several Postfix installs in one run, each writes FILE.<version>.
+    const keep = process.env.MTA_STS_E2E_LOG;
+    if (keep && postfix) await writeFile(`${keep}.${version}`, postfix.log()).catch((err: unknown) => console.error('e2e log copy:', err));
+    const steps: Array<() => Promise<unknown>> = [
+      () => postfix?.stop() ?? Promise.resolve(),
+      () => sidecar?.stop() ?? Promise.resolve(),
+      ...[...smtp.values(), ...secondSmtp.values()].map((s) => () => s.stop()),
+      () => web?.stop() ?? Promise.resolve(),
+      () => dns?.stop() ?? Promise.resolve(),
+      () => (worldDir ? rm(worldDir, { recursive: true, force: true }) : Promise.resolve()),
+    ];
+    for (const step of steps) await step().catch((err: unknown) => console.error('e2e cleanup:', err));
+  }, 60_000);
 
-describe('enforce policy', () => {
-  it('good MX: delivered over verified TLS, SNI = the MX host name', async () => {
-    const d = await delivery('good');
-    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('good')}[${mxAddress('good')}]:25` });
-    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('good'))}\\[`));
-    const got = received('good');
-    expect(got).toHaveLength(1);
-    expect(got[0]).toMatchObject({ tls: true, sni: mxOf('good'), to: [`<user@${domainOf('good')}>`] });
+  it(`runs ${install.label}`, () => {
+    expect(postfix.log()).toMatch(new RegExp(`postfix/master\\[\\d+\\]: daemon started -- version ${esc(version)},`));
   });
 
-  // [case, label, deferral reason, what smtp(8) logged about the certificate (null: no TLS offered)]
-  it.each<[string, Label, RegExp, string | null]>([
-    ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
-    ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired'],
-    // The certificate is valid for the MX host's own name, which the policy's match= list does not cover.
-    ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
-    ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null],
-  ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError) => {
-    const d = await delivery(l);
-    expect(d).toMatchObject({ status: 'deferred', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
-    expect(d.reason).toMatch(reason);
-    // Postfix did reach the MX host, so the deferral is the policy's doing ...
-    expect(smtp.get(l)!.sessions().length).toBeGreaterThan(0);
-    const log = postfix.log();
-    if (certError !== null) {
-      // ... it switched to TLS, found the certificate wanting, and stopped there ...
-      const host = `${esc(mxOf(l))}\\[${esc(mxAddress(l))}\\]:25`;
-      expect(log).toMatch(new RegExp(`server certificate verification failed for ${host}: ${esc(certError)}`));
-      expect(log).toMatch(new RegExp(`Untrusted TLS connection established to ${host}`));
-    }
-    // ... and the message never arrived there.
-    expect(smtp.get(l)!.messages()).toEqual([]);
-    const q = await queued(l);
-    expect(q?.queue_name).toBe('deferred');
-    expect(q?.recipients[0]?.delay_reason).toMatch(reason);
-  });
-});
+  describe('enforce policy', () => {
+    it('good MX: delivered over verified TLS, SNI = the MX host name', async () => {
+      const d = await delivery('good');
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('good')}[${mxAddress('good')}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('good'))}\\[`));
+      const got = received('good');
+      expect(got).toHaveLength(1);
+      expect(got[0]).toMatchObject({ tls: true, sni: mxOf('good'), to: [`<user@${domainOf('good')}>`] });
+    });
 
-describe('what the socketmap interface cannot express (Postfix < 3.10.5, or no TLSRPT attributes)', () => {
-  // `match=` makes smtp(8) check the certificate against the policy's patterns, not the MX host name
-  // against them: an MX host outside the policy is still used when its certificate names a listed host.
-  // Postfix >= 3.10.5 with the TLSRPT attributes (mx_host_pattern=) skips such an MX host instead.
-  it('unlisted MX host with a valid certificate for a listed name: delivered, verified against the policy name', async () => {
-    const d = await delivery('lookalike');
-    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('lookalike')}[${mxAddress('lookalike')}]:25` });
-    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('lookalike'))}\\[`));
-    expect(received('lookalike')).toMatchObject([{ tls: true, sni: mxOf('lookalike') }]);
-  });
-});
-
-describe('no enforcement', () => {
-  it('testing policy: delivered (opportunistic TLS, the wrong-name certificate is accepted)', async () => {
-    const d = await delivery('testing');
-    expect(d.status).toBe('sent');
-    expect(received('testing')).toMatchObject([{ tls: true }]);
-    expect(postfix.log()).not.toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('testing'))}`));
-  });
-
-  it('mode none: delivered, in clear when the MX offers no STARTTLS', async () => {
-    expect((await delivery('none')).status).toBe('sent');
-    expect(received('none')).toMatchObject([{ tls: false }]);
-  });
-
-  it('no MTA-STS policy published: delivered as before', async () => {
-    expect((await delivery('nosts')).status).toBe('sent');
-    expect(received('nosts')).toMatchObject([{ tls: false }]);
-  });
-});
-
-describe('TLSRPT attributes (zone with tlsrpt: true)', () => {
-  const [major, minor] = postfixVersion();
-  const supported = major > 3 || (major === 3 && minor >= 10);
-  it(`Postfix ${major}.${minor} ${supported ? 'accepts them and delivers' : 'rejects them as an invalid policy and defers'}`, async () => {
-    const d = await delivery('tlsrpt');
-    if (supported) {
-      expect(d.status).toBe('sent');
-      expect(received('tlsrpt')).toMatchObject([{ tls: true, sni: mxOf('tlsrpt') }]);
-    } else {
-      expect(d.status).toBe('deferred');
-      expect(postfix.log()).toMatch(/invalid attribute name: "policy_type"/);
-      expect(received('tlsrpt')).toEqual([]);
-    }
-  });
-});
-
-describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => {
-  it('socket path relative to queue_directory: found inside the jail, policy enforced, delivered', async () => {
-    const d = await delivery('chroot');
-    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chroot')}[${mxAddress('chroot')}]:25` });
-    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chroot'))}\\[`));
-    expect(received('chroot')).toMatchObject([{ tls: true, sni: mxOf('chroot') }]);
-  });
-
-  it('proxy:socketmap:unix:/absolute/path: proxymap(8) asks for the chrooted smtp(8), policy enforced, delivered', async () => {
-    const d = await delivery('chrootproxy');
-    expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chrootproxy')}[${mxAddress('chrootproxy')}]:25` });
-    expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chrootproxy'))}\\[`));
-    expect(received('chrootproxy')).toMatchObject([{ tls: true, sni: mxOf('chrootproxy') }]);
-  });
-
-  it('absolute socket path in a chrooted smtp(8): table lookup error, deferred', async () => {
-    const d = await delivery('chrootabs');
-    expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
-    expect(postfix.log()).toMatch(new RegExp(`connect to .*${esc(jailSocket)}.*: No such file or directory`));
-    expect(smtp.get('chrootabs')!.sessions()).toEqual([]);
-  });
-});
-
-describe('checking the setup with postmap -q (contrib/postfix/README.md)', () => {
-  const secure = (l: Label) => `secure match=${mxOf(l)} servername=hostname\n`;
-  const socket = () => join(postfix.queueDir, jailSocket);
-
-  it('tcp map: the enforce policy as smtp(8) gets it; nothing (exit 1) for a domain without one', async () => {
-    expect(await postfix.postmap(domainOf('good'), policyMap)).toMatchObject({ code: 0, stdout: secure('good') });
-    expect(await postfix.postmap(domainOf('nosts'), policyMap)).toMatchObject({ code: 1, stdout: '' });
-  });
-
-  it('unix socket by a path relative to queue_directory: run postmap there', async () => {
-    const r = await postfix.postmap(domainOf('chroot'), `socketmap:unix:${jailSocket}:postfix`, postfix.queueDir);
-    expect(r).toMatchObject({ code: 0, stdout: secure('chroot') });
-  });
-
-  it('proxy: map, through the running instance\'s proxymap(8)', async () => {
-    const r = await postfix.postmap(domainOf('chrootproxy'), `proxy:socketmap:unix:${socket()}:postfix`);
-    expect(r).toMatchObject({ code: 0, stdout: secure('chrootproxy') });
-  });
-
-  it('daemon not answering: exit 1 as for "not found", but with the query error on stderr', async () => {
-    const r = await postfix.postmap(domainOf('good'), 'socketmap:inet:127.0.0.1:9:postfix');
-    expect(r).toMatchObject({ code: 1, stdout: '' });
-    expect(r.stderr).toContain('fatal: table socketmap:inet:127.0.0.1:9:postfix: query error: Connection refused');
-    expect(r.stderr).toContain('connect to 127.0.0.1:9: Connection refused');
-  });
-});
-
-describe('daemon stopped', () => {
-  const outage = OUTAGE;
-  const lookupErrors = (l: Label) => postfix.log().split(`${policyMap} lookup error for "${domainOf(l)}"`).length - 1;
-
-  it('Postfix defers all mail it asks about, MTA-STS domain or not (table lookup problem), before connecting', async () => {
-    await sidecar!.stop();
-    sidecar = undefined;
-    for (const l of outage) await postfix.submit(mailTo(l));
-    for (const l of outage) {
+    // [case, label, deferral reason, what smtp(8) logged about the certificate (null: no TLS offered)]
+    it.each<[string, Label, RegExp, string | null]>([
+      ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
+      ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired'],
+      // The certificate is valid for the MX host's own name, which the policy's match= list does not cover.
+      ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
+      ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null],
+    ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError) => {
       const d = await delivery(l);
-      // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
-      expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
-      expect(lookupErrors(l)).toBe(1);
-      expect(postfix.log()).toContain(`smtp_tls_policy_maps, next-hop destination "${domainOf(l)}": policy table lookup error`);
+      expect(d).toMatchObject({ status: 'deferred', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+      expect(d.reason).toMatch(reason);
+      // Postfix did reach the MX host, so the deferral is the policy's doing ...
+      expect(smtp.get(l)!.sessions().length).toBeGreaterThan(0);
+      const log = postfix.log();
+      if (certError !== null) {
+        // ... it switched to TLS, found the certificate wanting, and stopped there ...
+        const host = `${esc(mxOf(l))}\\[${esc(mxAddress(l))}\\]:25`;
+        expect(log).toMatch(new RegExp(`server certificate verification failed for ${host}: ${esc(certError)}`));
+        expect(log).toMatch(new RegExp(`Untrusted TLS connection established to ${host}`));
+      }
+      // ... and the message never arrived there.
+      expect(smtp.get(l)!.messages()).toEqual([]);
+      const q = await queued(l);
+      expect(q?.queue_name).toBe('deferred');
+      expect(q?.recipients[0]?.delay_reason).toMatch(reason);
+    });
+  });
+
+  describe('what the socketmap interface cannot express without the TLSRPT attributes (any Postfix)', () => {
+    // `match=` makes smtp(8) check the certificate against the policy's patterns, not the MX host name
+    // against them: an MX host outside the policy is still used when its certificate names a listed host.
+    // Postfix >= 3.10.5 with the TLSRPT attributes (mx_host_pattern=) skips such an MX host instead.
+    it('unlisted MX host with a valid certificate for a listed name: delivered, verified against the policy name', async () => {
+      const d = await delivery('lookalike');
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('lookalike')}[${mxAddress('lookalike')}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('lookalike'))}\\[`));
+      expect(received('lookalike')).toMatchObject([{ tls: true, sni: mxOf('lookalike') }]);
+    });
+
+    // `*.wilddeep.e2e.test` goes to Postfix as match=.wilddeep.e2e.test, which matches at any depth.
+    it('`*.domain` policy, MX host two labels below the domain: delivered (RFC 8461 §4.1 allows one)', async () => {
+      const d = await delivery('wilddeep');
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('wilddeep')}[${mxAddress('wilddeep')}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('wilddeep'))}\\[`));
+    });
+  });
+
+  describe('no enforcement', () => {
+    it('testing policy: delivered (opportunistic TLS, the wrong-name certificate is accepted)', async () => {
+      const d = await delivery('testing');
+      expect(d.status).toBe('sent');
+      expect(received('testing')).toMatchObject([{ tls: true }]);
+      expect(postfix.log()).not.toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('testing'))}`));
+    });
+
+    it('mode none: delivered, in clear when the MX offers no STARTTLS', async () => {
+      expect((await delivery('none')).status).toBe('sent');
+      expect(received('none')).toMatchObject([{ tls: false }]);
+    });
+
+    it('no MTA-STS policy published: delivered as before', async () => {
+      expect((await delivery('nosts')).status).toBe('sent');
+      expect(received('nosts')).toMatchObject([{ tls: false }]);
+    });
+  });
+
+  describe('TLSRPT attributes (zone with tlsrpt: true)', () => {
+    it(`Postfix ${version} ${tlsrptAttributes ? 'accepts them and delivers' : 'rejects them as an invalid policy and defers'}`, async () => {
+      const d = await delivery('tlsrpt');
+      if (tlsrptAttributes) {
+        expect(d.status).toBe('sent');
+        expect(received('tlsrpt')).toMatchObject([{ tls: true, sni: mxOf('tlsrpt') }]);
+      } else {
+        expect(d.status).toBe('deferred');
+        expect(postfix.log()).toMatch(/invalid attribute name: "policy_type"/);
+        expect(received('tlsrpt')).toEqual([]);
+      }
+    });
+
+    // [case, label]: each delivered over verified TLS to its one MX, every attribute parsed.
+    it.runIf(tlsrptAttributes).each<[string, Label]>([
+      ['policy with an extension line (policy_string for it)', 'rptnote'],
+      ['policy whose extension line holds `{` (left out of policy_string)', 'rptbrace'],
+    ])('%s: delivered over verified TLS, no policy warning', async (_case, l) => {
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+      expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+      expect(policyWarnings(l)).toEqual([]);
+    });
+
+    it.runIf(tlsrptAttributes)('every reply of the reporting zone parsed: no policy warning in the whole log', async () => {
+      for (const l of REPORTING) await delivery(l);
+      expect(policyWarnings()).toEqual([]);
+    });
+  });
+
+  // RFC 8461 §4.1 exactly, by Postfix itself: an MX host matching no mx pattern is never connected to.
+  describe.runIf(stsMxPatterns)(`MX patterns enforced by Postfix ${version} (TLSRPT attributes on)`, () => {
+    /** smtp(8)'s warning for an MX host it skips (src/smtp/smtp_tls_policy.c). */
+    const skipped = (l: Label, mx: string) => new RegExp(`warning: MX name '${esc(mx)}' does not match STS MX pattern for '${esc(domainOf(l))}'`);
+
+    it.each<[string, Label]>([
+      ['an unlisted MX host with a valid certificate for a listed name', 'rptlookalike'],
+      ['`*.domain` policy, MX host two labels below the domain', 'rptdeep'],
+    ])('%s: deferred, that host never connected to', async (_case, l) => {
+      const d = await delivery(l);
+      // Every MX skipped: Postfix's excuse when it tried no address at all (src/smtp/smtp_connect.c).
+      expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'server unavailable or unable to receive mail' });
+      expect(postfix.log()).toMatch(skipped(l, mxOf(l)));
       expect(smtp.get(l)!.sessions()).toEqual([]);
       expect((await queued(l))?.queue_name).toBe('deferred');
-    }
+    });
+
+    it('an unlisted preferred MX with a valid certificate for the listed one: skipped, delivered to the listed MX', async () => {
+      const l: Label = 'rptmixed';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${secondMxOf(l)}[${secondMxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(skipped(l, mxOf(l)));
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(secondMxOf(l))}\\[`));
+      expect(smtp.get(l)!.sessions()).toEqual([]);
+      expect(received(l, secondSmtp.get(l)!)).toMatchObject([{ tls: true, sni: secondMxOf(l) }]);
+    });
+
+    it('`*.domain` policy, MX host one label below the domain: delivered over verified TLS', async () => {
+      const l: Label = 'rptwild';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+      expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+      expect(postfix.log()).not.toMatch(skipped(l, mxOf(l)));
+    });
   });
 
-  it('daemon back: delivered under the policy at the next queue run, even by the smtp(8) process that saw the error', async () => {
-    sidecar = await startDaemon();
-    await postfix.flush();
-    for (const l of outage) {
-      const d = await postfix.waitForStatus(mails.get(l)!.messageId, 'sent', DELIVERY_TIMEOUT_MS);
-      expect(d.relay).toBe(`${mxOf(l)}[${mxAddress(l)}]:25`);
-      if (DOMAINS[l].mode === 'enforce') {
-        expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
-        expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
-      } else {
-        expect(received(l)).toMatchObject([{ tls: false }]); // no policy, no STARTTLS: as before the outage
+  describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => {
+    it('socket path relative to queue_directory: found inside the jail, policy enforced, delivered', async () => {
+      const d = await delivery('chroot');
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chroot')}[${mxAddress('chroot')}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chroot'))}\\[`));
+      expect(received('chroot')).toMatchObject([{ tls: true, sni: mxOf('chroot') }]);
+    });
+
+    it('proxy:socketmap:unix:/absolute/path: proxymap(8) asks for the chrooted smtp(8), policy enforced, delivered', async () => {
+      const d = await delivery('chrootproxy');
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('chrootproxy')}[${mxAddress('chrootproxy')}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('chrootproxy'))}\\[`));
+      expect(received('chrootproxy')).toMatchObject([{ tls: true, sni: mxOf('chrootproxy') }]);
+    });
+
+    it('absolute socket path in a chrooted smtp(8): table lookup error, deferred', async () => {
+      const d = await delivery('chrootabs');
+      expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+      expect(postfix.log()).toMatch(new RegExp(`connect to .*${esc(jailSocket)}.*: No such file or directory`));
+      expect(smtp.get('chrootabs')!.sessions()).toEqual([]);
+    });
+  });
+
+  describe('checking the setup with postmap -q (contrib/postfix/README.md)', () => {
+    const secure = (l: Label) => `secure match=${mxOf(l)} servername=hostname\n`;
+    const socket = () => join(postfix.queueDir, jailSocket);
+
+    it('tcp map: the enforce policy as smtp(8) gets it; nothing (exit 1) for a domain without one', async () => {
+      expect(await postfix.postmap(domainOf('good'), policyMap)).toMatchObject({ code: 0, stdout: secure('good') });
+      expect(await postfix.postmap(domainOf('nosts'), policyMap)).toMatchObject({ code: 1, stdout: '' });
+    });
+
+    it('reporting zone: the TLSRPT attributes, one policy_string per policy line, none for a line with `{`', async () => {
+      const note = await postfix.postmap(domainOf('rptnote'), reportingMap);
+      expect(note.code).toBe(0);
+      expect(note.stdout).toMatch(/^secure match=\S+ servername=hostname policy_type=sts policy_domain=rptnote\.e2e\.test /);
+      expect(note.stdout).toContain(`mx_host_pattern=${mxOf('rptnote')}`);
+      expect(note.stdout).toContain('{ policy_string = note: see the docs }');
+      const brace = await postfix.postmap(domainOf('rptbrace'), reportingMap);
+      expect(brace.code).toBe(0);
+      expect(brace.stdout).toContain('{ policy_string = mode: enforce }');
+      expect(brace.stdout).not.toContain('docs');
+    });
+
+    it('unix socket by a path relative to queue_directory: run postmap there', async () => {
+      const r = await postfix.postmap(domainOf('chroot'), `socketmap:unix:${jailSocket}:postfix`, postfix.queueDir);
+      expect(r).toMatchObject({ code: 0, stdout: secure('chroot') });
+    });
+
+    it("proxy: map, through the running instance's proxymap(8)", async () => {
+      const r = await postfix.postmap(domainOf('chrootproxy'), `proxy:socketmap:unix:${socket()}:postfix`);
+      expect(r).toMatchObject({ code: 0, stdout: secure('chrootproxy') });
+    });
+
+    it('daemon not answering: exit 1 as for "not found", but with the query error on stderr', async () => {
+      const r = await postfix.postmap(domainOf('good'), 'socketmap:inet:127.0.0.1:9:postfix');
+      expect(r).toMatchObject({ code: 1, stdout: '' });
+      expect(r.stderr).toContain('fatal: table socketmap:inet:127.0.0.1:9:postfix: query error: Connection refused');
+      expect(r.stderr).toContain('connect to 127.0.0.1:9: Connection refused');
+    });
+  });
+
+  describe('daemon stopped', () => {
+    const outage = OUTAGE;
+    const lookupErrors = (l: Label) => postfix.log().split(`${policyMap} lookup error for "${domainOf(l)}"`).length - 1;
+
+    it('Postfix defers all mail it asks about, MTA-STS domain or not (table lookup problem), before connecting', async () => {
+      await sidecar!.stop();
+      sidecar = undefined;
+      for (const l of outage) await postfix.submit(mailTo(l));
+      for (const l of outage) {
+        const d = await delivery(l);
+        // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
+        expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+        expect(lookupErrors(l)).toBe(1);
+        expect(postfix.log()).toContain(`smtp_tls_policy_maps, next-hop destination "${domainOf(l)}": policy table lookup error`);
+        expect(smtp.get(l)!.sessions()).toEqual([]);
+        expect((await queued(l))?.queue_name).toBe('deferred');
       }
-    }
-    // `sticky` has a single smtp(8) process (maxproc 1): the one that failed asked the daemon again.
-    // Postfix keeps a TLS policy lookup result (failures included) for one delivery only.
-    const [failed, sent] = postfix.deliveries(postfix.queueIdOf(mails.get('sticky')!.messageId)!);
-    const pid = (d: DeliveryLine | undefined) => /postfix\/[\w-]+\[(\d+)\]/.exec(d?.line ?? '')?.[1];
-    expect([failed?.status, sent?.status]).toEqual(['deferred', 'sent']);
-    expect(pid(sent)).toBe(pid(failed));
-  });
+    });
 
-  it('the flush retried the enforce failures too: still deferred, still not delivered', async () => {
-    for (const l of ['wrongname', 'expired', 'unlisted', 'nostarttls'] as const) {
-      expect((await delivery(l, 1)).status).toBe('deferred');
-      expect(smtp.get(l)!.messages()).toEqual([]);
-    }
+    it('daemon back: delivered under the policy at the next queue run, even by the smtp(8) process that saw the error', async () => {
+      sidecar = await startDaemon();
+      await postfix.flush();
+      for (const l of outage) {
+        const d = await postfix.waitForStatus(mails.get(l)!.messageId, 'sent', DELIVERY_TIMEOUT_MS);
+        expect(d.relay).toBe(`${mxOf(l)}[${mxAddress(l)}]:25`);
+        if (spec(l).mode === 'enforce') {
+          expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+          expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+        } else {
+          expect(received(l)).toMatchObject([{ tls: false }]); // no policy, no STARTTLS: as before the outage
+        }
+      }
+      // `sticky` has a single smtp(8) process (maxproc 1): the one that failed asked the daemon again.
+      // Postfix keeps a TLS policy lookup result (failures included) for one delivery only.
+      const [failed, sent] = postfix.deliveries(postfix.queueIdOf(mails.get('sticky')!.messageId)!);
+      const pid = (d: DeliveryLine | undefined) => /postfix\/[\w-]+\[(\d+)\]/.exec(d?.line ?? '')?.[1];
+      expect([failed?.status, sent?.status]).toEqual(['deferred', 'sent']);
+      expect(pid(sent)).toBe(pid(failed));
+    });
+
+    it('the flush retried the enforce failures too: still deferred, still not delivered', async () => {
+      for (const l of ['wrongname', 'expired', 'unlisted', 'nostarttls'] as const) {
+        expect((await delivery(l, 1)).status).toBe('deferred');
+        expect(smtp.get(l)!.messages()).toEqual([]);
+      }
+    });
   });
-});
+}

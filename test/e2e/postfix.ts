@@ -6,17 +6,109 @@
  *
  * Runs as root (the test world's network namespace needs it anyway): then Postfix does not ask for the
  * config directory to be listed in alternate_config_directories of /etc/postfix/main.cf.
+ *
+ * Which Postfix: `PostfixOptions.install`, the host's (Debian 12: 3.7) by default, or the private build
+ * of vendor/postfix (3.11.6) that scripts/postfix-lab.sh leaves in .cache (`labPostfix()`). Either way
+ * main.cf names the install's command, daemon and meta directories, so every program of the instance
+ * (master, smtp, postdrop, postfix-script, ...) comes from the same install.
  */
-import { execFile } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alive, procStat, processTree } from '../lab/processes.js';
 
 const HERE = import.meta.dirname;
+const REPO = join(HERE, '..', '..');
 const CMD_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
+
+/* ------------------------------------------------------------------ which Postfix */
+
+export type PostfixVersion = readonly [major: number, minor: number, patch: number];
+
+/** One set of Postfix programs. */
+export interface PostfixInstall {
+  /** For test names and errors, e.g. `Postfix 3.11.6 (.cache/postfix-3.11.6/root)`. */
+  readonly label: string;
+  /** `mail_version` of its programs. */
+  readonly version: PostfixVersion;
+  /** The path to run one of its commands: `postfix`, `sendmail`, `postqueue`, `postmap`, `postconf`. */
+  command(name: string): string;
+  /** main.cf settings that keep an instance inside this install (its directories). */
+  readonly directories: Readonly<Record<string, string>>;
+}
+
+/** `version` >= `min`, component by component. */
+export function versionAtLeast(version: PostfixVersion, min: PostfixVersion): boolean {
+  for (let i = 0; i < 3; i++) if (version[i] !== min[i]) return version[i]! > min[i]!;
+  return true;
+}
+
+function parseVersion(text: string): PostfixVersion {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(text.trim());
+  if (!m) throw new Error(`e2e postfix: not a Postfix mail_version: ${JSON.stringify(text)}`);
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+}
+
+// The directories an instance's programs are found in; postconf -d prints the compiled-in defaults.
+const DIRECTORY_PARAMETERS = ['command_directory', 'daemon_directory', 'meta_directory', 'shlib_directory'] as const;
+
+/**
+ * The install whose programs are `root` + their compiled-in paths ('' = the host's Postfix, in PATH).
+ * A tree made by `make non-interactive-package install_root=ROOT` is such a root: its binaries still
+ * default to /usr/sbin, /usr/libexec/postfix and /etc/postfix, so main.cf moves those below ROOT.
+ */
+function installAt(root: string, label: (version: string) => string): PostfixInstall {
+  const postconf = root === '' ? 'postconf' : join(root, 'usr', 'sbin', 'postconf');
+  if (root !== '' && !existsSync(postconf)) {
+    throw new Error(`e2e postfix: no ${postconf}; build it with: bash scripts/postfix-lab.sh (scripts/test does)`);
+  }
+  const out = execFileSync(postconf, ['-d', '-h', 'mail_version', ...DIRECTORY_PARAMETERS], { encoding: 'utf8' });
+  const [version = '', ...dirs] = out.split('\n');
+  const directories: Record<string, string> = {};
+  DIRECTORY_PARAMETERS.forEach((name, i) => {
+    const value = dirs[i]?.trim() ?? '';
+    // shlib_directory = no: a static build, nothing to move.
+    directories[name] = root === '' || value === 'no' || value === '' ? value : join(root, value);
+  });
+  const commandDir = directories.command_directory!;
+  return {
+    label: label(version.trim()),
+    version: parseVersion(version),
+    command: (name) => (root === '' ? name : join(commandDir, name)),
+    directories,
+  };
+}
+
+let host: PostfixInstall | undefined;
+/** The host's Postfix (Debian's package), found in PATH. */
+export function hostPostfix(): PostfixInstall {
+  host ??= installAt('', (v) => `Postfix ${v} (host)`);
+  return host;
+}
+
+/** Version of the one release in vendor/postfix/ (its tarball's name, as scripts/postfix-lab.sh reads it). */
+export function vendorPostfixVersion(): string {
+  const tarballs = readdirSync(join(REPO, 'vendor', 'postfix')).filter((f) => /^postfix-.+\.tar\.gz$/.test(f));
+  if (tarballs.length !== 1) throw new Error(`e2e postfix: expected one postfix-*.tar.gz in vendor/postfix, found ${tarballs.join(', ') || 'none'}`);
+  return tarballs[0]!.replace(/^postfix-/, '').replace(/\.tar\.gz$/, '');
+}
+
+let lab: PostfixInstall | undefined;
+/** The private build of vendor/postfix (3.11.6) in .cache/postfix-<version>/root, by scripts/postfix-lab.sh. */
+export function labPostfix(): PostfixInstall {
+  if (lab) return lab;
+  const version = vendorPostfixVersion();
+  const cache = join('.cache', `postfix-${version}`, 'root');
+  const built = installAt(join(REPO, cache), (v) => `Postfix ${v} (${cache})`);
+  if (built.version.join('.') !== version) {
+    throw new Error(`e2e postfix: ${cache} holds ${built.label}, not ${version}; rebuild with: bash scripts/postfix-lab.sh`);
+  }
+  lab = built;
+  return lab;
+}
 
 /** An extra smtp(8) transport with a TLS policy map of its own, used for `domains` (transport_maps). */
 export interface ExtraTransport {
@@ -39,6 +131,8 @@ export interface PostfixOptions {
   /** PEM of the CA that smtp(8) trusts (`smtp_tls_CAfile`). */
   caPem: string;
   transports?: ExtraTransport[];
+  /** Which Postfix runs this instance. Default: the host's (`hostPostfix()`). */
+  install?: PostfixInstall;
 }
 
 /** One recipient's entry in `postqueue -j` output. */
@@ -72,6 +166,8 @@ export interface Mail {
 }
 
 export interface Postfix {
+  /** The Postfix programs this instance runs. */
+  readonly install: PostfixInstall;
   readonly dir: string;
   readonly configDir: string;
   /** queue_directory: the chroot jail of chrooted services. */
@@ -108,7 +204,7 @@ function run(cmd: string, args: string[], stdin?: string, cwd?: string): Promise
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout: CMD_TIMEOUT_MS, cwd }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
-        reject(new Error(`${cmd} could not run (${String(err.code ?? err.message)}); install the Debian package postfix`));
+        reject(new Error(`${cmd} could not run (${String(err.code ?? err.message)}); install the Debian package postfix, or run scripts/postfix-lab.sh`));
         return;
       }
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
@@ -159,6 +255,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
   // Postfix daemons drop to the postfix user: the path to data_directory must be searchable.
   chmodSync(dir, 0o755);
   const transports = opts.transports ?? [];
+  const install = opts.install ?? hostPostfix();
+  const cmd = (name: string) => install.command(name);
   const configDir = join(dir, 'etc');
   const logFile = join(dir, 'maillog');
   const caFile = join(dir, 'ca.pem');
@@ -170,6 +268,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     LOG_FILE: logFile,
     CA_FILE: caFile,
     POLICY_MAP: opts.policyMap,
+    INSTALL_DIRECTORIES: Object.entries(install.directories)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n'),
     TRANSPORT_MAPS: transports.length
       ? `inline:{ ${transports.flatMap((t) => t.domains.map((d) => `${d}=${t.name}:`)).join(', ')} }`
       : '',
@@ -224,7 +325,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     stopped = true;
     const pid = masterPid();
     const tree = pid !== null ? processTree(pid) : [];
-    await run('postfix', ['-c', configDir, 'stop']).catch(() => undefined);
+    await run(cmd('postfix'), ['-c', configDir, 'stop']).catch(() => undefined);
     for (let i = 0; i < 50 && tree.some(alive); i++) await sleep(POLL_MS);
     for (const p of tree) {
       if (alive(p)) {
@@ -240,7 +341,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
 
   try {
     await configure();
-    const started = await run('postfix', ['-c', configDir, 'start']);
+    const started = await run(cmd('postfix'), ['-c', configDir, 'start']);
     if (started.code !== 0) {
       throw new Error(`e2e postfix: postfix start exited ${started.code}:\n${started.stdout}${started.stderr}\nmaillog:\n${logText()}`);
     }
@@ -288,6 +389,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
   }
 
   return {
+    install,
     dir,
     configDir,
     queueDir: vars.QUEUE_DIR!,
@@ -296,7 +398,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
       const message =
         `From: <${mail.from}>\nTo: <${mail.to}>\nSubject: ${mail.subject}\nMessage-ID: <${mail.messageId}>\n\n` +
         `end-to-end test message ${mail.messageId}\n`;
-      await must('sendmail', ['-C', configDir, '-i', '-f', mail.from, '--', mail.to], message);
+      await must(cmd('sendmail'), ['-C', configDir, '-i', '-f', mail.from, '--', mail.to], message);
     },
     queueIdOf,
     deliveries,
@@ -304,16 +406,16 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
       poll(messageId, timeoutMs, `delivery attempt #${skip + 1}`, (all) => all[skip]),
     waitForStatus: (messageId, status, timeoutMs) =>
       poll(messageId, timeoutMs, `delivery with status=${status}`, (all) => all.find((d) => d.status === status)),
-    postmap: (key, map, cwd) => run('postmap', ['-c', configDir, '-q', key, map], undefined, cwd),
+    postmap: (key, map, cwd) => run(cmd('postmap'), ['-c', configDir, '-q', key, map], undefined, cwd),
     async queue() {
-      const r = await must('postqueue', ['-c', configDir, '-j']);
+      const r = await must(cmd('postqueue'), ['-c', configDir, '-j']);
       return r.stdout
         .split('\n')
         .filter((l) => l.trim() !== '')
         .map((l) => JSON.parse(l) as QueuedMessage);
     },
     async flush() {
-      await must('postqueue', ['-c', configDir, '-f']);
+      await must(cmd('postqueue'), ['-c', configDir, '-f']);
     },
     stop,
   };
