@@ -57,6 +57,9 @@ beforeAll(async () => {
       notls: { policy: policyText('enforce', `mx.notls.${Z}`), mx: [`mx.notls.${Z}`] },
       testing: { policy: policyText('testing', `mx.testing.${Z}`), mx: [`mx.testing.${Z}`] },
       plain: { mx: [`mx.plain.${Z}`] },
+      // No policy, on the MX hosts of badcert and notls.
+      'badcert-plain': { mx: [`mx.badcert.${Z}`] },
+      'notls-plain': { mx: [`mx.notls.${Z}`] },
       dane: { policy: policyText('enforce', `mx.dane.${Z}`), mx: [`dane-mx.${Z}`] },
       danefail: { policy: policyText('enforce', `mx.danefail.${Z}`), mx: [`mx.danefail.${Z}`] },
       // One MX host for three domains, as at a large provider: no policy; a policy that lists the host;
@@ -197,6 +200,39 @@ describe('enforce: delivery only over verified TLS to a listed MX', () => {
     expect(deferred(o), o.log.join('\n')).toContain('R=mta_sts T=remote_smtp_mta_sts');
     expect(o.queued).toBe(true);
     expect(cleartext.messages().slice(before).filter((m) => m.to.includes(`<${o.rcpt}>`))).toEqual([]);
+  });
+});
+
+describe('a listed MX host that fails the TLS the policy requires: only the enforcing domain waits', () => {
+  it.each<[string, string, () => SmtpServer]>([
+    ['certificate for another name', 'badcert', () => wrongName],
+    ['no STARTTLS', 'notls', () => cleartext],
+  ])('%s: the policy-less domain on the same host is delivered right after', async (_rule, label, server) => {
+    // A spool of its own: no retry hints from the other tests.
+    const own = await mkdtemp(join(tmpdir(), `exim-tlsfail-${label}-`));
+    try {
+      const cfg = await labConfig(own, 'split');
+      const submit = async (domain: string) => {
+        const rcpt = `user${++counter}@${domain}`;
+        const r = await runExim(cfg, ['-odf', '-oi', '-f', 'sender@sender.lab.test', rcpt], {
+          nameserver: { address: world.address, dir: own },
+          input: `To: ${rcpt}\n\nhi\n`,
+        });
+        expect(r.code, r.stderr).toBe(0);
+        return rcpt;
+      };
+      const enforced = await submit(`${label}.${Z}`);
+      const plain = await submit(`${label}-plain.${Z}`);
+      const log = await mainlog(cfg);
+      expect(log).toMatch(new RegExp(`== ${enforced} R=mta_sts T=remote_smtp_mta_sts defer `));
+      expect(log, log).toMatch(new RegExp(`=> ${plain} R=dnslookup T=remote_smtp H=mx\\.${label}\\.mail\\.test `));
+      expect(server().messages().filter((m) => m.to.includes(`<${plain}>`))).toHaveLength(1);
+      // The enforcing transport's hint for the host is its own (the interface in the key).
+      const host = `T:mx.${label}.${Z}:${server().address}`;
+      expect(await retryKeys(cfg)).toEqual([`${host}/0.0.0.0`]);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
   });
 });
 
