@@ -173,6 +173,8 @@ describe.each<Scheme>(['split', 'unsplit'])('Debian %s configuration with contri
       ['tls_sni', '$host'],
       ['hosts_try_dane', '*'],
       ['hosts_avoid_tls', ''],
+      // Host retry hints of its own: "T:host:ip/0.0.0.0" (transport file).
+      ['interface', '<; 0.0.0.0 ; ::'],
       // No connect-time check: a host refused there would be skipped for every domain (router file).
       ['event_action', ''],
     ])('%s', async (key, want) => {
