@@ -8,6 +8,7 @@
  * small entries and 500 entries of 2,000 `mx` lines): about 820 bytes for an entry with a 120-byte text
  * and two `mx` lines, about 96 bytes per `mx` line beyond its name. See docs/decisions.md.
  */
+import type { Policy } from '../sts/types.js';
 import type { CacheEntry } from './store.js';
 
 /** The entry object, its bookkeeping fields, the parsed policy's skeleton, the cache's own node. */
@@ -19,11 +20,26 @@ export const EXTENSION_OVERHEAD_BYTES = 80;
 /** A remembered absence (negative entry): its object and the cache's node. */
 export const NEGATIVE_ENTRY_BYTES = 256;
 
+/**
+ * The parsed policy's share, by policy object: a refresh or re-check makes a new entry around the same
+ * policy, and a policy of thousands of `mx` lines should be walked once, not at every hot-tier write.
+ */
+const policyBytesOf = new WeakMap<Policy, number>();
+
+function policyBytes(policy: Policy): number {
+  let bytes = policyBytesOf.get(policy);
+  if (bytes === undefined) {
+    bytes = 0;
+    for (const mx of policy.mx) bytes += MX_OVERHEAD_BYTES + mx.domain.length;
+    for (const [key, value] of policy.extensions) bytes += EXTENSION_OVERHEAD_BYTES + key.length + value.length;
+    policyBytesOf.set(policy, bytes);
+  }
+  return bytes;
+}
+
 /** Estimated heap bytes of one cache entry (policy text, its parsed form, overheads). */
 export function entryBytes(entry: CacheEntry): number {
-  let bytes = ENTRY_OVERHEAD_BYTES + entry.domain.length + entry.id.length + entry.text.length;
-  for (const mx of entry.policy.mx) bytes += MX_OVERHEAD_BYTES + mx.domain.length;
-  for (const [key, value] of entry.policy.extensions) bytes += EXTENSION_OVERHEAD_BYTES + key.length + value.length;
+  let bytes = ENTRY_OVERHEAD_BYTES + entry.domain.length + entry.id.length + entry.text.length + policyBytes(entry.policy);
   if (entry.lastError !== null) bytes += entry.lastError.message.length;
   return bytes;
 }

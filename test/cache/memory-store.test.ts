@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/cache/memory-store.js';
 import { openStore } from '../../src/cache/open-store.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
+import { describeByteBound } from './byte-bound.js';
 
 describeCacheStore('MemoryStore', async () => ({ store: new MemoryStore() }));
 
@@ -39,4 +40,9 @@ describe('MemoryStore', () => {
     expect(await b.get('example.com')).toBeUndefined();
     await b.close();
   });
+});
+
+describeByteBound('MemoryStore', async (maxBytes) => {
+  const store = new MemoryStore({ maxBytes });
+  return { store, bytes: () => store.bytes };
 });

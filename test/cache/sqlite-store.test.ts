@@ -75,6 +75,25 @@ describe('SqliteStore', () => {
     expect(await store.count()).toBe(1);
   });
 
+  it('a cache file from before the expiry index gains it at open, its schema version unchanged (older versions read it as before)', async () => {
+    const path = join(freshDir(), 'cache.db');
+    track(new SqliteStore({ path }));
+    await open.pop()!.close();
+    const raw = new Database(path);
+    raw.exec('DROP INDEX policy_expires_at');
+    raw.close();
+    const store = track(new SqliteStore({ path }));
+    await store.put(makeEntry('example.com', { expiresAt: 1 }));
+    expect(await store.prune(2)).toBe(1);
+    const check = new Database(path, { readonly: true });
+    try {
+      expect(check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'policy' AND sql IS NOT NULL`).pluck().all()).toEqual(['policy_expires_at']);
+      expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    } finally {
+      check.close();
+    }
+  });
+
   it('queues writes: get() sees them at once, the file after the flush timer or flush()', async () => {
     const path = join(freshDir(), 'cache.db');
     const store = track(new SqliteStore({ path, flushIntervalMs: 100 }));

@@ -39,15 +39,16 @@ export function world(
   options: Partial<ResolverOptions> = {},
 ) {
   let clock = start;
-  const txt = new Map<string, TxtAnswer | StsError>();
-  const bodies = new Map<string, string | StsError>();
+  // An Error that is not an StsError stands for a bug in a collaborator (reason class `internal`).
+  const txt = new Map<string, TxtAnswer | Error>();
+  const bodies = new Map<string, string | Error>();
   const calls = { txt: 0, fetch: 0 };
   let fetchGate: Promise<void> | null = null;
   const dns: DnsClient = {
     async txt(name) {
       calls.txt++;
       const a = txt.get(name) ?? { kind: 'nxdomain' };
-      if (a instanceof StsError) throw a;
+      if (a instanceof Error) throw a;
       return a;
     },
     async addresses() {
@@ -60,7 +61,7 @@ export function world(
       if (fetchGate) await fetchGate;
       const b = bodies.get(domain);
       if (b === undefined) throw new StsError('http-status', 'HTTP 404');
-      if (b instanceof StsError) throw b;
+      if (b instanceof Error) throw b;
       return { text: b };
     },
   };
@@ -69,7 +70,7 @@ export function world(
     resolver,
     store,
     calls,
-    publish(domain: string, id: string | null, body?: string | StsError) {
+    publish(domain: string, id: string | null, body?: string | Error) {
       if (id === null) txt.delete(`_mta-sts.${domain}`);
       else txt.set(`_mta-sts.${domain}`, { kind: 'records', records: [[`v=STSv1; id=${id}`]] });
       if (body !== undefined) bodies.set(domain, body);
@@ -78,8 +79,8 @@ export function world(
       txt.set(`_mta-sts.${domain}`, { kind: 'records', records });
     },
     now: () => clock,
-    txtFails(domain: string) {
-      txt.set(`_mta-sts.${domain}`, new StsError('dns', 'SERVFAIL'));
+    txtFails(domain: string, error: Error = new StsError('dns', 'SERVFAIL')) {
+      txt.set(`_mta-sts.${domain}`, error);
     },
     advance(ms: number) {
       clock += ms;
