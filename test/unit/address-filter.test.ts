@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IPV4_SPECIAL, IPV6_SPECIAL, isPublicAddress, judgeAddress, specialRangeOf } from '../../src/net/address-filter.js';
+import { isIP } from 'node:net';
 import { parseIpv6, parsePrefix } from '../../src/net/ip-address.js';
 
 // [range, its RFC, an address inside, public?, the address just outside (before or after it)]
@@ -170,5 +171,51 @@ describe('parseIpv6: RFC 4291 §2.2 text forms to 16 bytes', () => {
     ['fe80::1%eth0', 'fe800000000000000000000000000001', 'eth0'],
   ])('%s', (text, want, zone) => {
     expect(hex(text)).toEqual({ hex: want, zone });
+  });
+});
+
+describe('parseIpv6 agrees with node:net on what is an address, and reads every form to the same bytes', () => {
+  // A small deterministic generator (xorshift32): the same inputs on every run.
+  let seed = 0x9e3779b9;
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const randomBytes = () => {
+    const b = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) b[i] = next() % 4 === 0 ? 0 : next() & 0xff; // zero runs for "::"
+    return b;
+  };
+  const hextetsOf = (b: Uint8Array) => Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16));
+
+  it('full, zero-padded, compressed (URL canonical) and dotted-tail forms give the same 16 bytes', () => {
+    for (let i = 0; i < 2000; i++) {
+      const b = randomBytes();
+      const full = hextetsOf(b).join(':');
+      const padded = hextetsOf(b).map((h) => h.padStart(4, '0').toUpperCase()).join(':');
+      const canonical = new URL(`http://[${full}]/`).hostname.slice(1, -1);
+      const dotted = `${hextetsOf(b).slice(0, 6).join(':')}:${Array.from(b.subarray(12)).join('.')}`;
+      for (const text of [full, padded, canonical, dotted]) {
+        expect(Buffer.from(parseIpv6(text)!.bytes).toString('hex'), text).toBe(Buffer.from(b).toString('hex'));
+      }
+    }
+  });
+
+  it('accepts exactly what net.isIP calls IPv6, over mangled addresses', () => {
+    const alphabet = '0123456789abcdefABCDEF:.:::';
+    for (let i = 0; i < 5000; i++) {
+      let text = hextetsOf(randomBytes()).join(':');
+      if (next() % 2) text = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+      // Insert, delete or replace a few characters anywhere.
+      for (let k = next() % 4; k > 0; k--) {
+        const at = next() % (text.length + 1);
+        const ch = alphabet[next() % alphabet.length]!;
+        const op = next() % 3;
+        text = op === 0 ? text.slice(0, at) + ch + text.slice(at) : op === 1 ? text.slice(0, at) + text.slice(at + 1) : text.slice(0, at) + ch + text.slice(at + 1);
+      }
+      expect(parseIpv6(text) !== null, text).toBe(isIP(text) === 6);
+    }
   });
 });
