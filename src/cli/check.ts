@@ -144,11 +144,11 @@ export function painter(colour: boolean): Painter {
   };
 }
 
-/** What useColour() reads from a stream: a terminal (tty.WriteStream) has both, a pipe or a file neither. */
-export interface ColourTarget {
+/** The stream the report goes to: a terminal (tty.WriteStream) has isTTY and hasColors, a pipe or a file neither. */
+export type ColourTarget = NodeJS.WritableStream & {
   isTTY?: boolean;
   hasColors?: (count: number, env?: object) => boolean;
-}
+};
 
 /** Basic ANSI colours: all the report uses. */
 const COLOURS_NEEDED = 16;

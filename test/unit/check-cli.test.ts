@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { painter, stepLines, summaryLines, useColour, type ColourTarget } from '../../src/cli/check.js';
 import type { CheckReport, Step } from '../../src/check/types.js';
 
-/** A terminal as useColour sees one: isTTY, and Node's own hasColors (it reads only the env it is given). */
-const TERMINAL: ColourTarget = { isTTY: true, hasColors: WriteStream.prototype.hasColors };
-/** A pipe: a real stream that is not a terminal. */
-const PIPE = new PassThrough();
+/** A terminal as useColour sees one: a stream with isTTY and Node's own hasColors (which reads only the env given). */
+const TERMINAL: ColourTarget = Object.assign(new PassThrough(), { isTTY: true, hasColors: WriteStream.prototype.hasColors });
+/** A pipe: a stream that is not a terminal. */
+const PIPE: ColourTarget = new PassThrough();
 const XTERM = { TERM: 'xterm-256color' };
 
 describe('useColour: Node\'s rules (tty hasColors), NO_COLOR, FORCE_COLOR', () => {
