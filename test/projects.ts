@@ -20,6 +20,7 @@
 export const PROJECTS = {
   unit: [
     'test/unit/',
+    'test/corpus/',
     'test/cache/memory-store.test.ts',
     'test/cache/sqlite-store.test.ts',
     'test/cache/sqlite-store-reopen.test.ts',

@@ -63,7 +63,7 @@ export function parseMxValue(value: string): MxValue {
   if (trailingDot) domain = domain.slice(0, -1);
   // RFC 8461 §3.2: the wildcard is only ever the whole leftmost label.
   if (domain.includes('*')) {
-    throw new StsError('parse', `mx ${show(value)}: "*" only as a whole leftmost label "*." (RFC 8461 §3.2)`);
+    throw new StsError('parse', `mx ${show(value)}: "*" only as a whole leftmost label "*."`);
   }
   // RFC 8461 §3.2: Domain as in RFC 5321, which is A-labels only (U-labels fail the LDH rule).
   const problem = hostnameProblem(domain);
