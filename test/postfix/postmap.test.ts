@@ -9,10 +9,14 @@ import { startDnsServer, type DnsRecord, type DnsServer } from '../lab/dns-serve
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
 import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { postmapQuery } from '../lab/postfix-client.js';
+import { readPostfixPolicy } from '../unit/postfix-attributes.js';
 
 const ZONE = 'mail.test';
 const policy = (mode: string, ...mx: string[]) =>
   `version: STSv1\nmode: ${mode}\n${mx.map((m) => `mx: ${m}\n`).join('')}max_age: 86400\n`;
+
+/** As many mx lines as fit the 64 KiB policy limit (RFC 8461 §3.3): far more than a TLSRPT reply can hold. */
+const BIG_MX = Array.from({ length: 2700 }, (_, i) => `m${i}.big.mail.test`);
 
 // label -> policy body (null: no TXT record published)
 const DOMAINS: Record<string, string | null> = {
@@ -20,6 +24,9 @@ const DOMAINS: Record<string, string | null> = {
   testing: policy('testing', 'mx.testing.mail.test'),
   none: policy('none'),
   plain: null,
+  // A valid policy whose extension line holds "{", which Postfix's attribute parser cannot take (issue 13).
+  braces: `${policy('enforce', 'mx.braces.mail.test')}note: see {docs\n`,
+  big: policy('enforce', ...BIG_MX),
 };
 
 let address: string;
@@ -82,8 +89,15 @@ describe('postmap -q against the daemon', () => {
     ['explicit next hop [host]:port', `[mx1.enforce.${ZONE}]:25`],
     ['address literal', '[192.0.2.1]'],
     ['single-label name', 'localhost'],
+    // Keys that cannot carry a policy are not found, never a table error that defers mail (issue 13).
+    ['relayhost [name] with an underscore', '[smtp_relay.corp]'],
+    ['relayhost [name]:port with an underscore', '[relay_1.example.com]:587'],
+    ['a next hop with an underscore', 'relay_1.example.com'],
+    ['an address as an absolute name', '192.0.2.1.'],
+    ['a key that is no host name at all', 'bad_key!.example'],
+    ['a name longer than 253 octets', `${'abcdefgh.'.repeat(29)}example`],
   ])('%s: not found, Postfix applies its default TLS level', async (_rule, key) => {
-    expect(await postmapQuery(key, tcpMap)).toMatchObject({ code: 1, stdout: '' });
+    expect(await postmapQuery(key, tcpMap)).toMatchObject({ code: 1, stdout: '', stderr: '' });
   });
 
   it('keys are case-insensitive and a trailing dot is ignored', async () => {
@@ -119,11 +133,23 @@ describe('postmap -q against the daemon', () => {
     expect(r.stdout).toBe(`enforce.${ZONE}\t${SECURE}\n`.repeat(2));
   });
 
-  it('an invalid key gets PERM: postmap reports a lookup error and the daemon carries on', async () => {
-    const bad = await postmapQuery('bad_key!.example', tcpMap);
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/invalid domain key/);
-    expect(await postmapQuery(`enforce.${ZONE}`, tcpMap)).toMatchObject({ code: 0, stdout: `${SECURE}\n` });
+  it('a tlsrpt zone leaves out a policy line Postfix could not parse back ("{"), and keeps the rest', async () => {
+    const r = await postmapQuery(`braces.${ZONE}`, map('reporting'));
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const read = readPostfixPolicy(r.stdout.trimEnd());
+    expect(read).not.toHaveProperty('error');
+    if ('error' in read) return;
+    expect(read.attributes.filter(([n]) => n === 'policy_string').map(([, v]) => v)).toEqual([
+      'version: STSv1', 'mode: enforce', 'mx: mx.braces.mail.test', 'max_age: 86400',
+    ]);
+    expect(r.stdout).not.toContain('{docs');
+  });
+
+  it('a policy too big for TLSRPT attributes: Postfix gets the whole enforce directive, within socketmap_max_reply', async () => {
+    const want = `secure match=${BIG_MX.join(':')} servername=hostname\n`;
+    expect(Buffer.byteLength(want)).toBeGreaterThan(50_000);
+    expect(await postmapQuery(`big.${ZONE}`, map('reporting'))).toMatchObject({ code: 0, stdout: want, stderr: '' });
+    expect(await postmapQuery(`big.${ZONE}`, tcpMap)).toMatchObject({ code: 0, stdout: want, stderr: '' });
   });
 
   it('the cached answer survives the policy host going away', async () => {
