@@ -202,7 +202,7 @@ function migrateCache(cache: Record<string, unknown>, set: Setter, warn: Warner)
     case 'redis':
       set('cache.store', 'redis', 'cache.type');
       if (options.url === undefined || options.url === null) {
-        warn('cache.options.url', 'missing; using the mta-sts-sidecar default redis://127.0.0.1:6379/0');
+        warn('cache.options.url', `missing; using the mta-sts-sidecar default ${defaultConfig().cache.redis_url}`);
       }
       for (const [key, value] of Object.entries(options)) {
         if (key === 'url') set('cache.redis_url', text(value, 'cache.options.url'), 'cache.options.url');
