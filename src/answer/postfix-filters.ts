@@ -11,15 +11,13 @@
  * Pure. Only a valid enforced policy drops an MX or asks for `enforce`; anything else is NOTFOUND, which
  * leaves Postfix's own behaviour in place.
  */
+import type { RequireTlsAction } from '../config/limits.js';
 import { mxMatches } from '../sts/mx.js';
 import { NOTFOUND, type Verdict } from './postfix.js';
 
 /** socketmap(5) reply telling dns_rr_filter_execute() to drop the record (its IGNORE action). */
 export const IGNORE_REPLY = 'OK IGNORE';
 
-/** The actions smtp_requiretls_policy accepts from a table (Postfix 3.11 postconf(5)). */
-export const REQUIRETLS_ACTIONS = ['enforce', 'opportunistic+starttls', 'opportunistic'] as const;
-export type RequireTlsAction = (typeof REQUIRETLS_ACTIONS)[number];
 
 /** Whether `verdict` is a policy the MTA must enforce: mode enforce, or testing where the zone says so. */
 export function enforced(verdict: Verdict, strictTesting: boolean): boolean {

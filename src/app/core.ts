@@ -1,15 +1,16 @@
 /**
- * The policy side of the daemon as one unit: store, resolver (with its DNS client and fetcher) and the
- * proactive refresher. A reload that changes resolver, dns, fetch or cache settings builds a new unit
+ * The policy side of the daemon as one unit: store, resolver (with its DNS client and fetcher), the
+ * proactive refresher and the pruner. A reload that changes resolver, dns, fetch or cache settings builds a new unit
  * and retires the old one (src/app/reload.ts); the listeners never see the swap.
  */
 import type { Logger } from 'pino';
-import { openStore } from '../cache/open-store.js';
+import { openStore, storeConfigOf } from '../cache/open-store.js';
 import type { PolicyStore } from '../cache/store.js';
 import type { Config } from '../config/schema.js';
 import type { PolicyFetcher } from '../net/policy-fetch.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import type { ResolverObserver } from '../resolver/observer.js';
+import { Pruner } from '../resolver/pruner.js';
 import { Refresher } from '../resolver/refresher.js';
 import type { Resolver } from '../resolver/resolver.js';
 
@@ -25,6 +26,8 @@ export interface Core {
   resolver: Resolver;
   fetcher: PolicyFetcher;
   refresher: Refresher;
+  /** Drops expired policies from the memory tier and the store every cache.prune_interval_ms. */
+  pruner: Pruner;
 }
 
 export interface CoreExtras {
@@ -33,7 +36,7 @@ export interface CoreExtras {
 }
 
 export function openConfiguredStore(config: Config, logger: Logger): Promise<PolicyStore> {
-  return openStore({ store: config.cache.store, path: config.cache.path, redisUrl: config.cache.redis_url }, logger);
+  return openStore(storeConfigOf(config), logger);
 }
 
 /** Builds (does not start) a core over `store`. Throws ConfigError when fetch.ca_file is unusable. */
@@ -44,7 +47,8 @@ export function buildCore(config: Config, store: PolicyStore, logger: Logger, ex
   });
   const r = config.resolver;
   const refresher = new Refresher(resolver, { tickMs: r.refresh_tick_ms, batch: r.refresh_batch, concurrency: r.refresh_concurrency }, logger);
-  return { store, resolver, fetcher, refresher };
+  const pruner = new Pruner(resolver, store, { intervalMs: config.cache.prune_interval_ms }, logger);
+  return { store, resolver, fetcher, refresher, pruner };
 }
 
 /**
@@ -56,10 +60,12 @@ export function startCore(core: Core, logger: Logger): void {
     (loaded) => {
       if (loaded > 0) logger.info({ loaded }, 'cached policies loaded');
       core.refresher.start();
+      core.pruner.start();
     },
     (err: unknown) => {
       logger.warn({ err: (err as Error).message }, 'could not read cached policies; starting cold');
       core.refresher.start();
+      core.pruner.start();
     },
   );
 }
@@ -70,7 +76,7 @@ export function startCore(core: Core, logger: Logger): void {
  * running, each bounded by fetch.timeout_ms), then flushes and, if asked, closes the store.
  */
 export async function stopCore(core: Core, options: { closeStore: boolean; settleMs?: number }): Promise<void> {
-  await core.refresher.stop();
+  await Promise.all([core.refresher.stop(), core.pruner.stop()]);
   if (options.settleMs === undefined) await core.resolver.settle();
   else await boundedWait(core.resolver.settle(), options.settleMs);
   await core.fetcher.close();

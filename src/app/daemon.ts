@@ -16,13 +16,15 @@
  */
 import type { Logger } from 'pino';
 import type { PolicyStore } from '../cache/store.js';
-import type { Config } from '../config/schema.js';
+import { DEFAULT_ZONE, type Config } from '../config/schema.js';
 import type { Refresher } from '../resolver/refresher.js';
 import type { Resolver } from '../resolver/resolver.js';
+import type { KeySkipReason } from '../sts/domain.js';
 import { serveEximConnection, type EximServerOptions } from '../server/exim/session.js';
 import { eximLookupHandler } from '../server/exim/lookup.js';
 import { httpConnectionHandler, type Readiness } from '../server/http.js';
 import type { InheritedListeners, ListenerOptions, PendingListenerUpdate } from '../server/listen.js';
+import { mxFilterHandler, requireTlsHandler, withReservedMaps } from '../server/postfix/filter-maps.js';
 import { postfixMapHandler, type HotPolicyLookup } from '../server/postfix/map.js';
 import { serveSocketmapConnection, type SocketmapHandler, type SocketmapServerOptions } from '../server/postfix/session.js';
 import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
@@ -57,6 +59,7 @@ export class Daemon {
   private core: Core | undefined;
   /** What the listeners' sessions use; replaced (never changed) by apply, read per connection or request. */
   private postfixHandler: SocketmapHandler;
+  private readonly onSkippedPostfixKey: (reason: KeySkipReason) => void;
   private socketmapOptions: SocketmapServerOptions | undefined;
   private eximOptions: EximServerOptions | undefined;
 
@@ -91,7 +94,8 @@ export class Daemon {
   ) {
     this.postfixHandler = () => Promise.reject(new Error('the daemon is not started'));
     const countedPostfix = this.metrics.countReplies('socketmap', (name, key) => this.postfixHandler(name, key), (name) => this.zoneOf(name));
-    const exim = this.metrics.countEximReplies(eximLookupHandler(this.lookup));
+    this.onSkippedPostfixKey = this.metrics.skippedKeyCounter('socketmap');
+    const exim = this.metrics.countEximReplies(eximLookupHandler(this.lookup, { onSkippedKey: this.metrics.skippedKeyCounter('exim') }));
     const onHttp = httpConnectionHandler(
       { metrics: async () => ({ body: await this.metrics.render(), contentType: this.metrics.contentType }), readiness: () => this.readiness() },
       logger,
@@ -184,9 +188,32 @@ export class Daemon {
     return this.core;
   }
 
-  /** DESIGN.md: the socketmap name selects a zone; unknown names count (and answer) as `default`. */
+  /**
+   * DESIGN.md: the socketmap name selects a zone; unknown names count (and answer) as `default`. The
+   * reserved names (mx-filter, requiretls) are counted under their own name.
+   */
   private zoneOf(name: string): string {
-    return this.current && Object.hasOwn(this.current.zones, name) ? name : 'default';
+    const c = this.current;
+    if (!c) return 'default';
+    if (Object.hasOwn(c.zones, name) || name === c.socketmap.mx_filter_name || name === c.socketmap.requiretls_name) return name;
+    return 'default';
+  }
+
+  /** The socketmap handler for `config`: the policy map of every zone, and the reserved filter maps. */
+  private postfixHandlerOf(config: Config): SocketmapHandler {
+    const s = config.socketmap;
+    const policyMap = postfixMapHandler(this.lookup, config.zones, {
+      maxReplyBytes: s.max_reply_bytes,
+      onSkippedKey: this.onSkippedPostfixKey,
+      logger: this.logger,
+    });
+    // The filters follow the default zone: their map names are not zones.
+    const filters = { strictTesting: config.zones[DEFAULT_ZONE]!.strict_testing, requireTlsOtherwise: s.requiretls_otherwise };
+    return withReservedMaps(
+      { mxFilter: s.mx_filter_name, requireTls: s.requiretls_name },
+      { mxFilter: mxFilterHandler(this.lookup, filters), requireTls: requireTlsHandler(this.lookup, filters) },
+      policyMap,
+    );
   }
 
   private async applyNow(next: Config): Promise<ApplyReport> {
@@ -214,8 +241,8 @@ export class Daemon {
     const old = this.core;
     this.current = next;
     this.logger.level = next.log.level;
-    this.postfixHandler = postfixMapHandler(this.lookup, next.zones);
-    this.metrics.declareZones('socketmap', Object.keys(next.zones));
+    this.postfixHandler = this.postfixHandlerOf(next);
+    this.metrics.declareZones('socketmap', [...Object.keys(next.zones), next.socketmap.mx_filter_name, next.socketmap.requiretls_name]);
     this.socketmapOptions = socketmapOptionsOf(next);
     this.eximOptions = eximOptionsOf(next);
     if (core) this.core = core;
@@ -293,11 +320,11 @@ function eximOptionsOf(config: Config): EximServerOptions {
     requestTimeoutMs: e.request_timeout_ms,
     unixMode: e.unix_mode,
     unixOwnership: { owner: e.unix_owner, group: e.unix_group },
-    shutdownGraceMs: config.socketmap.shutdown_grace_ms,
+    shutdownGraceMs: e.shutdown_grace_ms,
   };
 }
 
 function httpOptionsOf(config: Config): ListenerOptions {
   const h = config.http;
-  return { maxConnections: h.max_connections, unixMode: config.socketmap.unix_mode, shutdownGraceMs: config.socketmap.shutdown_grace_ms };
+  return { maxConnections: h.max_connections, unixMode: h.unix_mode, shutdownGraceMs: h.shutdown_grace_ms };
 }

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import { REASONS } from '../errors.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
+import { KEY_SKIP_REASONS, type KeySkipReason } from '../sts/domain.js';
 import type { EximHandler } from '../server/exim/session.js';
 import type { SocketmapHandler } from '../server/postfix/session.js';
 
@@ -178,6 +179,8 @@ export class Metrics {
   private readonly refreshes: Counter<'outcome'>;
   private readonly policyEvents: Counter<'event'>;
   private readonly reloads: Counter<'result'>;
+  private readonly skippedKeys: Counter<'protocol' | 'reason'>;
+  private readonly overloads: Counter;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -247,6 +250,17 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
+    this.skippedKeys = new Counter({
+      name: `${p}skipped_keys_total`,
+      help: 'Keys answered NOTFOUND (Exim: mode=none) without a lookup: nothing MTA-STS can apply to (src/sts/domain.ts KEY_SKIP_REASONS)',
+      labelNames: ['protocol', 'reason'],
+      registers,
+    });
+    this.overloads = new Counter({
+      name: `${p}resolver_overloads_total`,
+      help: 'Lookups answered from cache or NOTFOUND at once because resolver.max_pending resolutions were under way',
+      registers,
+    });
     const self = this;
     new Gauge({
       name: `${p}policies`,
@@ -284,6 +298,8 @@ export class Metrics {
       lookup: (_result: LookupResult, tier: LookupTier) => {
         if (tier === 'memory' || tier === 'negative') {
           pendingHits[0]!++;
+        } else if (tier === 'overload') {
+          pendingMisses[0]!++;
         } else {
           pendingMisses[0]!++;
           if (tier === 'store') pendingHits[1]!++;
@@ -293,7 +309,14 @@ export class Metrics {
       fetch: (outcome) => this.fetches.inc({ outcome }),
       refresh: (outcome) => this.refreshes.inc({ outcome }),
       policy: (_domain, mode) => this.policyEvents.inc({ event: mode ?? 'expired' }),
+      overload: () => this.overloads.inc(),
     };
+  }
+
+  /** Counts the keys a protocol answers without a lookup because no policy can apply to them, by reason. */
+  skippedKeyCounter(protocol: string): (reason: KeySkipReason) => void {
+    for (const reason of KEY_SKIP_REASONS) this.skippedKeys.inc({ protocol, reason }, 0);
+    return (reason) => this.skippedKeys.inc({ protocol, reason });
   }
 
   /** Replace the scrape-time sources (at start and after a reload swaps the resolver). */
@@ -394,5 +417,6 @@ export function combineObservers(...observers: Array<ResolverObserver | undefine
     fetch: (outcome, domain) => list.forEach((o) => o.fetch?.(outcome, domain)),
     refresh: (outcome, domain) => list.forEach((o) => o.refresh?.(outcome, domain)),
     policy: (domain, mode) => list.forEach((o) => o.policy?.(domain, mode)),
+    overload: (domain) => list.forEach((o) => o.overload?.(domain)),
   };
 }

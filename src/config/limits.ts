@@ -35,3 +35,7 @@ export const SOCKETMAP = {
    */
   MAX_REPLY_BYTES: 100_000,
 } as const;
+
+/** The actions Postfix 3.11's smtp_requiretls_policy accepts from a lookup table (postconf(5)). */
+export const REQUIRETLS_ACTIONS = ['enforce', 'opportunistic+starttls', 'opportunistic'] as const;
+export type RequireTlsAction = (typeof REQUIRETLS_ACTIONS)[number];

@@ -10,7 +10,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { currentRuntime, defaultCachePath, DEFAULT_CACHE_PATH_TEXT, type Runtime } from './cache-path.js';
-import { RFC8461, SOCKETMAP } from './limits.js';
+import { REQUIRETLS_ACTIONS, RFC8461, SOCKETMAP } from './limits.js';
 import {
   bool,
   bytes,
@@ -72,6 +72,14 @@ export const DEFAULT_ZONE = 'default';
 
 const unixOwner = nullable(userOrGroup, "the daemon's user");
 const unixGroup = nullable(userOrGroup, "the daemon's group");
+/** A socketmap map name as Postfix sends it (the word before the key), like a zone name. */
+const mapName: Type<string> = {
+  accepts: '1 to 64 of A-Z a-z 0-9 _ . -',
+  check: (v, path) => {
+    if (typeof v !== 'string' || !ZONE_NAME.test(v)) throw new ConfigError(path, `must be 1-64 of A-Z a-z 0-9 _ . -, got ${show(v)}`);
+    return v;
+  },
+};
 /** Connections at once, per listener group. */
 const connections = wholeNumber(1, 1_000_000);
 /** A request name + key is a domain of at most 253 octets (RFC 1035 §2.3.4) plus a map name. */
@@ -103,6 +111,24 @@ export const SCHEMA = {
       "longest reply; must match Postfix's `socketmap_max_reply`",
       'A reply that would be longer drops its TLSRPT attributes first, keeping the enforce directive. Raise both together.',
     ),
+    mx_filter_name: key(
+      mapName,
+      'mx-filter',
+      'reserved map name for `smtp_dns_reply_filter` lookups (not a zone)',
+      '`smtp_dns_reply_filter = socketmap:inet:127.0.0.1:8461:mx-filter` makes Postfix 3.0 and later drop the MX hosts an enforced ' +
+        "policy does not list (RFC 8461 §4.1); it follows the `default` zone's `strict_testing`.",
+    ),
+    requiretls_name: key(
+      mapName,
+      'requiretls',
+      'reserved map name for Postfix 3.11 `smtp_requiretls_policy` (not a zone)',
+      '`enforce` for a domain whose policy is enforced, `socketmap.requiretls_otherwise` for every other.',
+    ),
+    requiretls_otherwise: key(
+      oneOf(REQUIRETLS_ACTIONS),
+      'opportunistic+starttls',
+      'the REQUIRETLS action for domains without an enforced policy',
+    ),
   }),
   exim: section(
     "Exim's `${readsocket}` lookups (contrib/exim); no listener unless one is given.",
@@ -119,6 +145,7 @@ export const SCHEMA = {
       max_request_bytes: key(requestBytes, 1024, 'longest request line'),
       max_connections: key(connections, 1000, 'connections beyond this are closed when accepted'),
       request_timeout_ms: key(ms(100), 10_000, 'the request line must arrive within this'),
+      shutdown_grace_ms: key(ms(0, 600_000), 5_000, "on stop or a listener's removal, replies still owed get this long"),
     },
     "A router and a transport for Debian's exim4 are in `/usr/share/doc/mta-sts-sidecar/examples/exim/`.",
   ),
@@ -214,6 +241,8 @@ export const SCHEMA = {
   http: section('Prometheus `/metrics`, `/healthz` and `/readyz`.', {
     listen: key(list(listenSpec), ['tcp:127.0.0.1:8462'], 'listeners; `[]` turns the endpoint off'),
     max_connections: key(wholeNumber(1, 100_000), 64, 'connections to the HTTP endpoint at once'),
+    unix_mode: key(fileMode, 0o660, 'file mode of its unix sockets'),
+    shutdown_grace_ms: key(ms(0, 600_000), 5_000, "on stop or a listener's removal, requests in progress get this long"),
   }),
 } as const;
 
@@ -291,6 +320,11 @@ export function validateConfig(raw: unknown, runtime: Runtime = currentRuntime()
     // `socketmap:` with nothing under it is YAML null: an empty section.
     if (value === null) continue;
     checkKeys(spec, asObject(value, name), name, target[name]!);
+  }
+  // A reserved map name answers filter lookups, never as a zone.
+  for (const reserved of ['mx_filter_name', 'requiretls_name'] as const) {
+    const name = config.socketmap[reserved];
+    if (Object.hasOwn(config.zones, name)) throw new ConfigError(`zones.${name}`, `"${name}" is socketmap.${reserved}, a reserved map name, not a zone`);
   }
   return config;
 }

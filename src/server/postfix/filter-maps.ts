@@ -4,7 +4,8 @@
  * map they only translate: key -> domain -> lookup -> src/answer/postfix-filters.ts.
  */
 import { NOTFOUND } from '../../answer/postfix.js';
-import { mxFilterReply, requireTlsReply, type RequireTlsAction } from '../../answer/postfix-filters.js';
+import { mxFilterReply, requireTlsReply } from '../../answer/postfix-filters.js';
+import type { RequireTlsAction } from '../../config/limits.js';
 import { verdictOf } from '../../answer/verdict.js';
 import type { LookupResult, PolicyLookup } from '../../resolver/types.js';
 import { normalizeDomainKey } from '../../sts/domain.js';
