@@ -26,6 +26,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../config/defaults.js';
 import type { ReasonClass } from '../errors.js';
+import { entryBytes } from './entry-size.js';
 import { lowWater } from './evict.js';
 import type { StoreLogger } from './open-store.js';
 import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
@@ -158,6 +159,10 @@ export class SqliteStore implements PolicyStore {
   #writeBatch!: (rows: Row[]) => void;
   /** Entries put but not yet committed, by domain. */
   readonly #pending = new Map<string, CacheEntry>();
+  /** Estimated bytes of #pending: while commits fail it is bounded by maxBytes too. */
+  #pendingBytes = 0;
+  /** Queued writes dropped to keep that bound during the current run of failed commits. */
+  #droppedWhileFailing = 0;
   #timer: NodeJS.Timeout | null = null;
   /** True while flushes fail; the failure is logged once, the recovery once. */
   #failing = false;
@@ -237,7 +242,7 @@ export class SqliteStore implements PolicyStore {
 
   async put(entry: CacheEntry): Promise<void> {
     this.#assertOpen();
-    this.#pending.set(entry.domain, structuredClone(entry));
+    this.#queue(entry);
     // While commits fail (e.g. another process holds the lock) only the retry timer tries again: put() must
     // not wait out the busy timeout on every call.
     if (this.#pending.size >= this.#flushMaxEntries && !this.#failing) {
@@ -249,7 +254,7 @@ export class SqliteStore implements PolicyStore {
 
   async delete(domain: string): Promise<boolean> {
     this.#assertOpen();
-    const wasQueued = this.#pending.delete(domain);
+    const wasQueued = this.#unqueue(domain);
     this.#current();
     const removed = this.#stmt.delete.run(domain).changes > 0;
     return wasQueued || removed;
@@ -281,7 +286,7 @@ export class SqliteStore implements PolicyStore {
     let removed = 0;
     for (const [domain, entry] of this.#pending) {
       if (removed >= limit) return removed;
-      if (entry.expiresAt <= now && this.#pending.delete(domain)) removed++;
+      if (entry.expiresAt <= now && this.#unqueue(domain)) removed++;
     }
     if (this.#db === null) this.#current();
     // Bounded: each round removes at least one row or ends the loop.
@@ -323,13 +328,50 @@ export class SqliteStore implements PolicyStore {
         'cache database: queued writes lost at close',
       );
     }
-    this.#pending.clear();
+    this.#clearQueue();
     this.#db?.close();
     if (lost !== null) throw lost;
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new Error(`cache database ${this.path}: used after close()`);
+  }
+
+  /**
+   * Queue a write. The queue empties at every commit; only while commits fail can it grow, and then it
+   * is held to maxBytes (estimated) like the file: the queued entries closest to expiry are dropped
+   * first, counted, and reported when writes succeed again.
+   */
+  #queue(entry: CacheEntry): void {
+    this.#unqueue(entry.domain);
+    this.#pending.set(entry.domain, structuredClone(entry));
+    this.#pendingBytes += entryBytes(entry);
+    if (this.#pendingBytes <= this.maxBytes) return;
+    const target = lowWater(this.maxBytes);
+    const byExpiry = [...this.#pending.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+    let dropped = 0;
+    for (const queued of byExpiry) {
+      if (this.#pendingBytes <= target) break;
+      this.#unqueue(queued.domain);
+      dropped++;
+    }
+    // During a run of failed commits the count goes into the recovery line; otherwise (a single batch
+    // larger than the bound) it is news now.
+    if (this.#failing) this.#droppedWhileFailing += dropped;
+    else this.#logger.warn({ path: this.path, dropped, maxBytes: this.maxBytes }, 'cache database: queued writes over cache.store_max_bytes dropped');
+  }
+
+  #unqueue(domain: string): boolean {
+    const queued = this.#pending.get(domain);
+    if (queued === undefined) return false;
+    this.#pending.delete(domain);
+    this.#pendingBytes -= entryBytes(queued);
+    return true;
+  }
+
+  #clearQueue(): void {
+    this.#pending.clear();
+    this.#pendingBytes = 0;
   }
 
   #schedule(delayMs: number): void {
@@ -380,10 +422,11 @@ export class SqliteStore implements PolicyStore {
     if (this.#pending.size === 0) return;
     this.#current();
     this.#writeBatch([...this.#pending.values()].map(toRow));
-    this.#pending.clear();
+    this.#clearQueue();
     if (this.#failing) {
       this.#failing = false;
-      this.#logger.info({ path: this.path }, 'cache database writes succeed again');
+      this.#logger.info({ path: this.path, writesLost: this.#droppedWhileFailing }, 'cache database writes succeed again');
+      this.#droppedWhileFailing = 0;
     }
     this.#enforceBound();
   }

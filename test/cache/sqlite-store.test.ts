@@ -11,7 +11,7 @@ import { openStore } from '../../src/cache/open-store.js';
 import { SCHEMA_VERSION, SchemaTooNewError, SqliteStore } from '../../src/cache/sqlite-store.js';
 import { sleep, waitFor } from '../lab/wait.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
-import { describeByteBound } from './byte-bound.js';
+import { bigPolicyEntry, describeByteBound } from './byte-bound.js';
 import { recordingLogger } from './recording-logger.js';
 
 let root: string;
@@ -290,5 +290,34 @@ describe('SqliteStore', () => {
     const raw = new Database(path, { readonly: true });
     expect(raw.prepare('SELECT domain FROM policy').all()).toEqual([{ domain: 'example.com' }]);
     raw.close();
+  });
+
+  it('while commits fail, the queue is held to max_bytes too: the writes closest to expiry are dropped and counted at recovery', async () => {
+    const path = join(freshDir(), 'cache.db');
+    const log = recordingLogger();
+    const maxBytes = 1024 * 1024;
+    const store = track(new SqliteStore({ path, logger: log, maxBytes, flushIntervalMs: 5, flushMaxEntries: 1_000, flushRetryMs: 60_000, busyTimeoutMs: 0 }));
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const now = Date.now();
+    try {
+      await store.put(makeEntry('small.example', { expiresAt: now + 86_400_000 }));
+      await waitFor(() => log.lines.length > 0, 'the first failed commit to be logged');
+      // 40 entries of ~60 KB (their estimate is larger still) against a 1 MiB bound, the later ones
+      // expiring later.
+      for (let i = 0; i < 40; i++) await store.put(bigPolicyEntry(`d${i}.example`, 60_000, { expiresAt: now + 3_600_000 + i * 60_000 }));
+      expect(await store.get('d0.example')).toBeUndefined();
+      expect(await store.get('d39.example')).toBeDefined();
+      expect(await store.get('small.example')).toBeDefined();
+    } finally {
+      other.exec('COMMIT');
+      other.close();
+    }
+    await store.flush();
+    const kept = await store.count();
+    expect(kept).toBeGreaterThan(1);
+    expect(kept).toBeLessThan(41);
+    expect(log.lines.map((l) => [l.level, l.msg])).toContainEqual(['info', 'cache database writes succeed again']);
+    expect(log.lines.find((l) => l.msg === 'cache database writes succeed again')!.obj).toMatchObject({ writesLost: 41 - kept });
   });
 });
