@@ -3,7 +3,7 @@
  * that the answer path pays one optional call; every method is optional.
  */
 import type { ReasonClass } from '../errors.js';
-import type { Mode } from '../sts/types.js';
+import type { DeviationRule, Mode } from '../sts/types.js';
 import type { LookupResult } from './types.js';
 
 /** `overload`: both tiers missed and resolver.max_pending resolutions were under way, so none was started. */
@@ -25,4 +25,9 @@ export interface ResolverObserver {
    * (also reported to lookup() with tier `overload`).
    */
   overload?(domain: string): void;
+  /**
+   * A newly learned or changed policy body was accepted only by forgiving `rule` (docs/decisions.md,
+   * "What the policy parser forgives"): once per rule per domain and policy id, however many lines.
+   */
+  deviation?(rule: DeviationRule, domain: string): void;
 }

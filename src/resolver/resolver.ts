@@ -17,7 +17,8 @@ import { StsError } from '../errors.js';
 import { RFC8461 } from '../config/defaults.js';
 import type { DnsClient } from '../net/dns.js';
 import { selectStsRecord } from '../sts/txt.js';
-import { parsePolicy } from '../sts/policy.js';
+import { readPolicy } from '../sts/policy.js';
+import type { Deviation } from '../sts/types.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
 import type { LookupTier, ResolverObserver } from './observer.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -393,9 +394,12 @@ export class Resolver implements PolicyLookup {
     this.lastFetchAt.set(domain, now);
 
     let entry: CacheEntry;
+    let deviations: Deviation[];
     try {
       const { text } = await this.fetches.run(() => this.deps.fetcher.fetch(domain));
-      const policy = parsePolicy(text);
+      const parsed = readPolicy(text);
+      const { policy } = parsed;
+      deviations = parsed.deviations;
       const fetchedAt = this.now();
       entry = {
         domain,
@@ -423,8 +427,23 @@ export class Resolver implements PolicyLookup {
         { domain, id, previousId: cached?.id, mode: entry.policy.mode, maxAge: entry.policy.maxAge },
         cached ? 'policy changed' : 'policy learned',
       );
+      if (deviations.length > 0) this.deviated(domain, id, deviations);
     }
     return { kind: 'policy', domain, entry, source: 'fetch' };
+  }
+
+  /**
+   * A policy accepted only by forgiving deviations from RFC 8461 §3.2: one warning per domain and policy id
+   * (the caller logs only a new id or body), and each rule counted once, so that operators see how many
+   * domains rely on the leniency and domain owners can be told (strict senders treat it as no policy).
+   */
+  private deviated(domain: string, id: string, deviations: readonly Deviation[]): void {
+    const rules = [...new Set(deviations.map((d) => d.rule))];
+    this.deps.logger.warn(
+      { domain, id, deviations: deviations.map((d) => `${d.rule}:${d.line}`) },
+      'policy accepted with deviations from RFC 8461 §3.2 (strict senders refuse it)',
+    );
+    for (const rule of rules) this.observer.deviation?.(rule, domain);
   }
 
   private refetchAt(entry: CacheEntry): number {
