@@ -1,5 +1,7 @@
 /** The YAML config: defaults, the documented keys, and one-line errors that name the key. */
 import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
@@ -88,6 +90,8 @@ describe('a single value where a list is expected is a one-item list', () => {
   });
 });
 
+const SRC = resolve(import.meta.dirname, '../../src');
+
 describe('the schema declares every key once', () => {
   const keys = Object.entries(SCHEMA as unknown as Record<string, SectionSpec>).flatMap(([s, spec]) =>
     Object.entries(spec.keys).map(([k, v]) => [`${s}.${k}`, v] as const),
@@ -105,6 +109,22 @@ describe('the schema declares every key once', () => {
     expect(c.cache.store_max_bytes).toBe(DEFAULTS.cache.store_max_bytes);
     expect(c.socketmap.max_reply_bytes).toBe(100_000);
     expect(DEFAULTS.zone).toEqual(c.zones.default);
+  });
+
+  it('no other file under src/ declares a key with its default again (`key: value`)', () => {
+    const files = readdirSync(SRC, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && f !== join('config', 'schema.ts'));
+    const sources = files.map((f) => [f, readFileSync(join(SRC, f), 'utf8')] as const);
+    const copies: string[] = [];
+    for (const [key, spec] of keys) {
+      const value = defaultOf(spec, { env: {}, uid: 1000, home: '/home/u' });
+      if (typeof value !== 'number' && typeof value !== 'string') continue;
+      const name = key.slice(key.indexOf('.') + 1);
+      // 5000 may be written 5_000: match the digits with optional underscores between them.
+      const literal = typeof value === 'number' ? String(value).split('').join('_?') : `['"]${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"]`;
+      const copy = new RegExp(`\\b${name}: ${literal}\\b`);
+      for (const [file, text] of sources) if (copy.test(text)) copies.push(`${file}: ${key}`);
+    }
+    expect(copies, 'declare defaults in src/config/schema.ts only').toEqual([]);
   });
 
   it('an empty section (`socketmap:` with nothing under it) keeps the defaults', () => {
