@@ -102,6 +102,32 @@ describe('proactive refresh', () => {
     expect(w.outcomes.map(([, d]) => d)).toEqual(['a.example', 'b.example', 'c.example']);
   });
 
+  it('at resolver.max_pending (tarpitting hosts hold every slot) a tick starts nothing and returns at once; the domains stay due', async () => {
+    const outcomes: Array<[RefreshOutcome, string]> = [];
+    const w = world(new MemoryStore(), 1_000_000_000_000, { refresh: (o, d) => outcomes.push([o, d]) }, undefined, { maxPending: 3, answerDeadlineMs: 60_000 });
+    const refresher = new Refresher(w.resolver, { tickMs: 60_000, batch: 100, concurrency: 4 }, pino({ level: 'silent' }));
+    for (const d of ['a.example', 'b.example']) {
+      w.publish(d, 'x', policyText('enforce', 30 * 86400));
+      await w.resolver.lookup(d);
+    }
+    w.advance(OPTIONS.refreshIntervalMs);
+    const release = w.gate();
+    const stuck = ['t0.example', 't1.example', 't2.example'].map((d) => {
+      w.publish(d, 'x', policyText());
+      return w.resolver.lookup(d);
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(w.resolver.stats.inflight).toBe(3);
+    expect(await refresher.tick()).toBe(2);
+    expect(outcomes).toEqual([]);
+    expect(w.resolver.stats.inflight).toBe(3);
+    expect(w.resolver.dueForRefresh(10).sort()).toEqual(['a.example', 'b.example']);
+    release();
+    await Promise.all(stuck);
+    expect(await refresher.tick()).toBe(2);
+    expect(outcomes.map(([o]) => o)).toEqual(['unchanged', 'unchanged']);
+  });
+
   it('a policy past its max_age is never refreshed back to life from the cache', async () => {
     const w = refresherWorld();
     w.publish('example.com', 'a1', policyText('enforce', 3600));
