@@ -11,7 +11,7 @@ import type { Address, MxAnswer, TxtAnswer } from '../net/dns.js';
 import { isPublicAddress } from '../net/address-filter.js';
 import { identityProblem } from '../net/identity.js';
 import type { CertificateFacts, StartTlsProbe } from '../net/starttls-probe.js';
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from '../sts/rfc8461.js';
 import { hostnameProblem, mxMatches, patternText } from '../sts/mx.js';
 import { diagnosePolicy, type PolicyDiagnosis } from '../sts/policy.js';
 import { TLSRPT_PREFIX, ruaProblem, selectTlsRptRecord } from '../sts/tlsrpt.js';

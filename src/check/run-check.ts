@@ -14,7 +14,7 @@ import type { PolicyFetcher } from '../net/policy-fetch.js';
 import { createStartTlsProber, type StartTlsProbe, type StartTlsProber } from '../net/starttls-probe.js';
 import { networkFromConfig } from '../net/from-config.js';
 import { ConcurrencyLimit } from '../resolver/concurrency-limit.js';
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from '../sts/rfc8461.js';
 import { TLSRPT_PREFIX } from '../sts/tlsrpt.js';
 import type { Policy } from '../sts/types.js';
 import {

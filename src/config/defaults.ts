@@ -1,12 +1,12 @@
 /**
  * Defaults: those of the config keys come from src/config/schema.ts (declared there once, with the
  * key); the rest are internal tunables of the stores that the config file does not offer, explained
- * here. RFC-given values live in src/config/limits.ts. Units are in the names.
+ * here. RFC 8461's values live in src/sts/rfc8461.ts, Postfix's in src/config/limits.ts. Units are in the names.
  */
 import { currentRuntime } from './cache-path.js';
 import { defaultConfig, type Config } from './schema.js';
 
-export { RFC8461, SOCKETMAP } from './limits.js';
+export { SOCKETMAP } from './limits.js';
 
 /** Store tunables that are not config keys (docs/decisions.md explains the values). */
 const STORE_TUNABLES = {

@@ -10,7 +10,8 @@
  */
 import { ConfigError } from '../errors.js';
 import { currentRuntime, defaultCachePath, DEFAULT_CACHE_PATH_TEXT, type Runtime } from './cache-path.js';
-import { REQUIRETLS_ACTIONS, RFC8461, SOCKETMAP } from './limits.js';
+import { RFC8461 } from '../sts/rfc8461.js';
+import { REQUIRETLS_ACTIONS, SOCKETMAP } from './limits.js';
 import {
   bool,
   bytes,

@@ -8,7 +8,7 @@ import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls'
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
 import { Agent, buildConnector, request } from 'undici';
 import { StsError } from '../errors.js';
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from '../sts/rfc8461.js';
 import type { DnsClient } from './dns.js';
 import { isPublicAddress } from './address-filter.js';
 import { classifyFetchError } from './fetch-errors.js';

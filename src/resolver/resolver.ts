@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { entryBytes, NEGATIVE_ENTRY_BYTES } from '../cache/entry-size.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
 import { StsError } from '../errors.js';
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from '../sts/rfc8461.js';
 import type { DnsClient } from '../net/dns.js';
 import { selectStsRecord } from '../sts/txt.js';
 import { readPolicy } from '../sts/policy.js';

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from './rfc8461.js';
 import { asciiLower, hostnameProblem, isLdhLabel } from './mx.js';
 
 /** Why a key has no policy to look up (docs/decisions.md "Lookup keys"). */

@@ -2,7 +2,7 @@
  * RFC 8461 §3.2 mx patterns and §4.1 MX host matching, and the LDH hostname rule they rest on.
  * Pure: no I/O.
  */
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from './rfc8461.js';
 import { StsError } from '../errors.js';
 import type { MxPattern, Policy } from './types.js';
 

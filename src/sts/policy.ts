@@ -18,7 +18,7 @@
  *
  * The text arrives already decoded from UTF-8. Pure: no I/O.
  */
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from './rfc8461.js';
 import { StsError } from '../errors.js';
 import { parseMxValue } from './mx.js';
 import { isExtName } from './txt.js';

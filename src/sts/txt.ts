@@ -12,7 +12,7 @@
  *
  * Pure: no I/O. Every failure is an StsError with reason 'txt', which callers treat as "no policy".
  */
-import { RFC8461 } from '../config/defaults.js';
+import { RFC8461 } from './rfc8461.js';
 import { StsError } from '../errors.js';
 import type { StsRecord } from './types.js';
 import { match, scan, show } from './cursor.js';
