@@ -255,8 +255,8 @@ describe('STARTTLS probe: bounded whatever the server does (in-process, as a lon
       const before = socketHandles();
       const started = Date.now();
       expect(await prober(10_000)(HOST, address)).toEqual({ kind: 'no-starttls', extensions: ['SIZE'] });
-      // Closed by us right after the 221, not at the deadline.
-      expect(Date.now() - started).toBeLessThan(1_000);
+      // Closed by us right after the 221, not at the 10 s deadline (loose bound: a loaded CI machine).
+      expect(Date.now() - started).toBeLessThan(2_000);
       await server.closed;
       expect(server.open()).toBe(0);
       expect(server.lines).toEqual(['EHLO probe.client.test', 'QUIT']);
