@@ -1,5 +1,3 @@
-
-
 /**
  * Values RFC 8461 (and the DNS rules it builds on) fixes: not settings. The config's defaults and bounds
  * build on them (src/config/limits.ts), so they live here, at the bottom of the layers.
