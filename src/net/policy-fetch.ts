@@ -158,7 +158,9 @@ async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number, url: st
   return Buffer.concat(chunks, total);
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading UTF-8 BOM is handed to the policy parser, which drops it as a named deviation
+// (src/sts/policy.ts, docs/decisions.md) so that it is counted and `check` can tell the domain owner.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function decodeUtf8(body: Buffer, url: string): string {
   try {

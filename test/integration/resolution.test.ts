@@ -15,6 +15,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { assembleResolver, type Assembled } from '../../src/resolver/assemble.js';
 import { postfixReply } from '../../src/answer/postfix.js';
 import { verdictOf } from '../../src/answer/verdict.js';
+import { readPolicy } from '../../src/sts/policy.js';
 import type { LookupResult } from '../../src/resolver/types.js';
 import type { StsError } from '../../src/errors.js';
 
@@ -75,6 +76,11 @@ const CASES: Case[] = [
   { rule: 'body slower than the timeout', label: 'slowbody', txt: TXT('sb1'),
     route: ok(ENFORCE, { slowBody: { bytes: 1, intervalMs: 200 } }), want: 'none:failed:timeout' },
   { rule: 'connection reset mid-body', label: 'reset', txt: TXT('rs1'), route: ok(ENFORCE, { resetAfterBytes: 10 }), want: 'none:failed:connect' },
+  { rule: 'a UTF-8 BOM before the policy is dropped (docs/decisions.md)', label: 'bom', txt: TXT('bom1'), route: ok(`\ufeff${ENFORCE}`), want: 'enforce' },
+  { rule: 'empty lines and a trailing-dot mx are forgiven (docs/decisions.md)', label: 'lenient', txt: TXT('le1'),
+    route: ok(`\n${ENFORCE.replace('mx1.good.example.test', 'mx1.good.example.test.')}\r\n\r\n`), want: 'enforce',
+    reply: 'OK secure match=mx1.good.example.test:.mx.example.net servername=hostname' },
+  { rule: 'mode "enforced" is still no policy', label: 'enforced', txt: TXT('ed1'), route: ok(ENFORCE.replace('enforce', 'enforced')), want: 'none:failed:parse' },
   { rule: 'policy breaking the grammar', label: 'garbage', txt: TXT('p1'), route: ok('version: STSv1\nmode: enforce\n'), want: 'none:failed:parse' },
   { rule: 'policy host without an address record', label: 'nohost', txt: TXT('nh1'), route: null, want: 'none:failed:dns' },
 ];
@@ -142,6 +148,12 @@ describe('resolution against real DNS and HTTPS servers', () => {
   it('a CN-only certificate is refused with reason tls by our identity rule, which says why (the fetcher itself)', async () => {
     const err = await assembled.fetcher.fetch(`cnonly.${ZONE}`).then(() => null, (e: unknown) => e as StsError);
     expect(err).toMatchObject({ reason: 'tls', message: expect.stringMatching(/: ERR_TLS_CERT_ALTNAME_INVALID: the certificate has no subjectAltName DNS-ID/) });
+  });
+
+  it('the fetcher hands a BOM to the parser, which drops it as a named deviation', async () => {
+    const { text } = await assembled.fetcher.fetch(`bom.${ZONE}`);
+    expect(text.charCodeAt(0)).toBe(0xfeff);
+    expect(readPolicy(text).deviations).toEqual([{ rule: 'bom', line: 1 }]);
   });
 
   it('SERVFAIL is a DNS failure, not an absent policy', async () => {
