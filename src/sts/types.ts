@@ -41,7 +41,8 @@ export interface Policy {
  * - `empty-line`: a line that is empty or only SP/HTAB, anywhere.
  * - `mx-trailing-dot`: one final "." after an mx value (`mx: mx1.example.net.`, `mx: *.example.net.`).
  */
-export type DeviationRule = 'bom' | 'empty-line' | 'mx-trailing-dot';
+export const DEVIATION_RULES = ['bom', 'empty-line', 'mx-trailing-dot'] as const;
+export type DeviationRule = (typeof DEVIATION_RULES)[number];
 
 /** One forgiven deviation, on its 1-based line of the policy body. */
 export interface Deviation {
