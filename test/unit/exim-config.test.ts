@@ -13,6 +13,7 @@ describe('config exim section', () => {
       max_request_bytes: 1024,
       max_connections: 1000,
       request_timeout_ms: 10_000,
+      shutdown_grace_ms: 5_000,
     });
   });
 
@@ -34,6 +35,7 @@ describe('config exim section', () => {
       max_request_bytes: 512,
       max_connections: 10,
       request_timeout_ms: 2000,
+      shutdown_grace_ms: 5_000,
     });
   });
 
