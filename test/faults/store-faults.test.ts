@@ -160,6 +160,12 @@ describe('redis store faults', () => {
       }
       await eventually(() => count(daemon, 'redis cache reachable again') === 1, 'the redis client to reconnect');
       expect(count(daemon, 'redis cache unreachable: lookups miss the shared cache until it is back (reconnecting)')).toBe(1);
+      // Said once: the writes lost during the outage are a count in the recovery line, each failed write
+      // only a debug line; the failed store reads one warning (rate-limited to one a minute).
+      const recovery = daemon.logs().find((l) => l.msg === 'redis cache reachable again')!;
+      expect(recovery.writesLost).toBeGreaterThanOrEqual(1);
+      expect(daemon.logs().filter((l) => l.msg === 'cache store write failed' && l.level !== 20)).toEqual([]);
+      expect(count(daemon, 'cache store read failed; resolving without it')).toBeLessThanOrEqual(1);
       // Writes reach Redis again: a domain learned now is in the shared cache for the whole fleet.
       await learn(daemon, [33]);
       const other = await startDaemon(world, { yaml: `cache: { store: redis, redis_url: "${redis.url}" }` });
