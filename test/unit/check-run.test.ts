@@ -202,6 +202,18 @@ describe('runCheck', () => {
     expect(report.steps.find((s) => s.id === 'policy')).toMatchObject({ status: 'fail', reason: expect.stringMatching(/not valid UTF-8/) });
   });
 
+  it('a policy accepted with deviations is warned about, and its MX hosts are checked against what it meant', async () => {
+    const policy = 'version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com.\r\nmx: mx2.example.com\r\nmax_age: 604800\r\n\r\n';
+    const { report } = await run(world({ policy }));
+    expect(report.steps.find((s) => s.id === 'policy')).toMatchObject({
+      status: 'warn',
+      reason: expect.stringMatching(/line 3: mx value "mx1\.example\.com\." ends in a dot; line 6: empty line at the end/),
+      fix: expect.stringMatching(/remove the empty line at the end: strict senders such as mox treat this policy as missing/),
+      details: { deviations: [{ rule: 'mx-trailing-dot', line: 3 }, { rule: 'empty-line', line: 6 }] },
+    });
+    expect(report.steps.filter((s) => s.id === 'mx-covered').map((s) => s.status)).toEqual(['pass', 'pass']);
+  });
+
   it('mode none has no mx patterns to match: no coverage steps', async () => {
     const { report } = await run(world({ policy: 'version: STSv1\nmode: none\nmax_age: 86400\n' }));
     expect(report.steps.filter((s) => s.id === 'mx-covered')).toHaveLength(0);
