@@ -225,6 +225,8 @@ export class Resolver implements PolicyLookup {
       // whole load would run before the first socket is read: let I/O in between batches.
       if (++seen % WARM_BATCH === 0) await yieldToIo();
       if (now >= entry.expiresAt || this.hot.has(entry.domain)) continue;
+      // Full in bytes: loading more would only evict what was just loaded (the store still answers).
+      if (this.hot.calculatedSize + entryBytes(entry) > this.options.memoryMaxBytes) break;
       this.remember(entry, entry.checkedAt + this.options.recheckIntervalMs);
       loaded++;
     }

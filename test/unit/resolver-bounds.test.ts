@@ -79,6 +79,23 @@ describe('resolver: the hot tier is bounded in bytes', () => {
   });
 });
 
+describe('resolver: warming from the store stops at the byte bound', () => {
+  it('loads what fits in cache.memory_max_bytes, not the whole store through the tier', async () => {
+    const maxBytes = 1024 * 1024;
+    const filled = world(new MemoryStore(), undefined, {}, undefined, { memoryEntries: 10_000 });
+    for (let i = 0; i < 30; i++) {
+      filled.publish(`d${i}.example`, 'a1', bigPolicy(86400));
+      await filled.resolver.lookup(`d${i}.example`);
+    }
+    const w = world(filled.store, filled.now(), {}, undefined, { memoryEntries: 10_000, memoryMaxBytes: maxBytes });
+    const loaded = await w.resolver.warmFromStore();
+    expect(loaded).toBeGreaterThan(0);
+    expect(loaded).toBeLessThan(30);
+    expect(w.resolver.stats).toMatchObject({ hotEntries: loaded });
+    expect(w.resolver.stats.hotBytes).toBeLessThanOrEqual(maxBytes);
+  });
+});
+
 describe('resolver: expired entries leave the memory tier', () => {
   it('pruneMemory() drops policies past max_age and negative entries past their time, and reports each policy dropped', async () => {
     const dropped: string[] = [];
