@@ -345,7 +345,8 @@ export class Resolver implements PolicyLookup {
     if (err instanceof StsError) return err;
     const message = err instanceof Error ? err.message : String(err);
     this.deps.logger.error(
-      { domain, reason: 'internal', err: err instanceof Error ? err : new Error(message), stack: err instanceof Error ? err.stack : undefined },
+      // pino's err serializer writes the stack (and the pretty form prints it indented below the line).
+      { domain, reason: 'internal', err: err instanceof Error ? err : new Error(message) },
       'unexpected exception in a resolution',
     );
     return new StsError('internal', message, { cause: err });
