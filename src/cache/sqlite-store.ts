@@ -129,8 +129,12 @@ interface Row {
 /** list() reads this many rows per query, so no statement stays open while the caller holds the iterator. */
 const LIST_PAGE_ROWS = 500;
 
-/** prune() deletes at most this many rows per transaction, then lets pending I/O run. */
-const PRUNE_CHUNK_ROWS = 1_000;
+/**
+ * prune() deletes at most this many rows per transaction, then lets pending I/O run: better-sqlite3 is
+ * synchronous, and a row of a 64 KiB policy frees a chain of overflow pages, so a chunk must stay small
+ * for answers not to wait on it.
+ */
+const PRUNE_CHUNK_ROWS = 100;
 
 /** Eviction rounds after one commit (each re-measures and deletes a proportional share). */
 const EVICT_MAX_ROUNDS = 20;

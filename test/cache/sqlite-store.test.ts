@@ -75,6 +75,19 @@ describe('SqliteStore', () => {
     expect(await store.count()).toBe(1);
   });
 
+  it('a large prune() lets I/O run between its short transactions', async () => {
+    const store = track(new SqliteStore({ path: join(freshDir(), 'cache.db') }));
+    for (let i = 0; i < 1_000; i++) await store.put(makeEntry(`d${i}.example`, { expiresAt: 1_000 }));
+    await store.flush();
+    let done = false;
+    let ioRanBeforeDone: boolean | undefined;
+    const pruning = store.prune(2_000).then((n) => ((done = true), n));
+    setImmediate(() => (ioRanBeforeDone = !done));
+    expect(await pruning).toBe(1_000);
+    expect(ioRanBeforeDone).toBe(true);
+    expect(await store.count()).toBe(0);
+  });
+
   it('a cache file from before the expiry index gains it at open, its schema version unchanged (older versions read it as before)', async () => {
     const path = join(freshDir(), 'cache.db');
     track(new SqliteStore({ path }));
