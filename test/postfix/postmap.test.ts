@@ -34,6 +34,7 @@ let dns: DnsServer;
 let https: PolicyServer;
 let sidecar: Sidecar;
 let tcpMap: string;
+let port: number;
 const map = (zone: string) => tcpMap.replace(/:postfix$/, `:${zone}`);
 
 beforeAll(async () => {
@@ -51,11 +52,17 @@ beforeAll(async () => {
   https.setRoute(`mta-sts.badcert.${ZONE}`, { body: DOMAINS.enforce!, cert: 'expired' });
   dns = await startDnsServer({ address, zones: { [ZONE]: { records } } });
 
-  const port = await freePort();
+  port = await freePort();
   tcpMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
-  sidecar = await startSidecar(`
+  sidecar = await startSidecar(config(port), { 'ca.pem': https.ca.certPem });
+}, 60_000);
+
+/** The daemon's config; `socketmap` settings besides the listeners are given as YAML lines. */
+function config(listenPort: number, socketmapExtra = ''): string {
+  return `
 socketmap:
-  listen: ["tcp:127.0.0.1:${port}", "unix:$DIR/socketmap.sock"]
+  listen: ["tcp:127.0.0.1:${listenPort}", "unix:$DIR/socketmap.sock"]
+${socketmapExtra}
 dns: { servers: ["${address}"], timeout_ms: 2000, tries: 1 }
 fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 3000 }
 cache: { store: sqlite, path: "$DIR/cache.db" }
@@ -63,8 +70,16 @@ zones:
   strict: { strict_testing: true }
   reporting: { tlsrpt: true }
 log: { level: info }
-`, { 'ca.pem': https.ca.certPem });
-}, 60_000);
+`;
+}
+
+/** The daemon's log lines so far (pino JSON). */
+const logLines = () =>
+  sidecar
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 afterAll(async () => {
   await sidecar?.stop();
@@ -148,8 +163,33 @@ describe('postmap -q against the daemon', () => {
   it('a policy too big for TLSRPT attributes: Postfix gets the whole enforce directive, within socketmap_max_reply', async () => {
     const want = `secure match=${BIG_MX.join(':')} servername=hostname\n`;
     expect(Buffer.byteLength(want)).toBeGreaterThan(50_000);
-    expect(await postmapQuery(`big.${ZONE}`, map('reporting'))).toMatchObject({ code: 0, stdout: want, stderr: '' });
-    expect(await postmapQuery(`big.${ZONE}`, tcpMap)).toMatchObject({ code: 0, stdout: want, stderr: '' });
+    // Compared whole, reported short: a failure must not print 60 KB twice.
+    const got = async (m: string) => {
+      const r = await postmapQuery(`big.${ZONE}`, m);
+      return { code: r.code, stderr: r.stderr, head: r.stdout.slice(0, 80), whole: r.stdout === want };
+    };
+    const expected = { code: 0, stderr: '', head: want.slice(0, 80), whole: true };
+    expect(await got(map('reporting'))).toEqual(expected);
+    expect(await got(tcpMap)).toEqual(expected);
+    expect(logLines()).toContainEqual(
+      expect.objectContaining({ level: 30, domain: `big.${ZONE}`, shortened: 'tlsrpt-dropped', limit: 100_000 }),
+    );
+  });
+
+  it('socketmap.max_reply_bytes below the mx list: parent domains, still verified TLS, and a warning', async () => {
+    await sidecar.writeConfig(config(port, '  max_reply_bytes: 1024'));
+    sidecar.process.kill('SIGHUP');
+    const want = `secure match=.big.mail.test servername=hostname\n`;
+    // Bounded: the reload is applied within seconds, and every answer before it is the whole list.
+    let r = await postmapQuery(`big.${ZONE}`, tcpMap);
+    for (let i = 0; i < 50 && r.stdout !== want; i++) {
+      await new Promise((done) => setTimeout(done, 200));
+      r = await postmapQuery(`big.${ZONE}`, tcpMap);
+    }
+    expect({ ...r, stdout: r.stdout.slice(0, 200) }).toEqual({ code: 0, stdout: want, stderr: '' });
+    expect(logLines()).toContainEqual(expect.objectContaining({ level: 40, domain: `big.${ZONE}`, shortened: 'match-widened', limit: 1024 }));
+    // Other domains are as before.
+    expect(await postmapQuery(`enforce.${ZONE}`, tcpMap)).toMatchObject({ code: 0, stdout: `${SECURE}\n` });
   });
 
   it('the cached answer survives the policy host going away', async () => {
