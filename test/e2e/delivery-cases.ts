@@ -309,14 +309,19 @@ log: { level: info }
       expect(got[0]).toMatchObject({ tls: true, sni: mxOf('good'), to: [`<user@${domainOf('good')}>`] });
     });
 
-    // [case, label, deferral reason, what smtp(8) logged about the certificate (null: no TLS offered)]
-    it.each<[string, Label, RegExp, string | null]>([
-      ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
-      ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired'],
+    // How smtp(8) names a connection whose certificate has a valid chain but not the expected name:
+    // "Trusted" (right), or "Untrusted" from Postfix 3.6 until the fix of 20250729 (HISTORY; in 3.11,
+    // not in Debian 12's 3.7). Either way not "Verified".
+    const CHAIN_VALID = '(?:Trusted|Untrusted)';
+    // [case, label, deferral reason, what smtp(8) logged about the certificate (null: no TLS offered),
+    //  how it then named the connection]
+    it.each<[string, Label, RegExp, string | null, string]>([
+      ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch', CHAIN_VALID],
+      ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired', 'Untrusted'],
       // The certificate is valid for the MX host's own name, which the policy's match= list does not cover.
-      ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch'],
-      ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null],
-    ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError) => {
+      ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch', CHAIN_VALID],
+      ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null, ''],
+    ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError, trust) => {
       const d = await delivery(l);
       expect(d).toMatchObject({ status: 'deferred', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
       expect(d.reason).toMatch(reason);
@@ -327,8 +332,9 @@ log: { level: info }
         // ... it switched to TLS, found the certificate wanting, and stopped there ...
         const host = `${esc(mxOf(l))}\\[${esc(mxAddress(l))}\\]:25`;
         expect(log).toMatch(new RegExp(`server certificate verification failed for ${host}: ${esc(certError)}`));
-        expect(log).toMatch(new RegExp(`Untrusted TLS connection established to ${host}`));
+        expect(log).toMatch(new RegExp(`${trust} TLS connection established to ${host}`));
       }
+      expect(log).not.toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
       // ... and the message never arrived there.
       expect(smtp.get(l)!.messages()).toEqual([]);
       const q = await queued(l);
@@ -375,21 +381,28 @@ log: { level: info }
     });
   });
 
+  // Cases that need a newer Postfix are not registered for an older one (rather than shown as skipped):
+  // what an older one does instead is asserted here.
   describe('TLSRPT attributes (zone with tlsrpt: true)', () => {
-    it(`Postfix ${version} ${tlsrptAttributes ? 'accepts them and delivers' : 'rejects them as an invalid policy and defers'}`, async () => {
+    if (!tlsrptAttributes) {
+      it(`Postfix ${version} rejects them as an invalid policy: every domain of the zone deferred, nothing delivered`, async () => {
+        for (const l of REPORTING) {
+          expect((await delivery(l)).status).toBe('deferred');
+          expect(received(l)).toEqual([]);
+          expect(postfix.log()).toContain(`next-hop destination "${domainOf(l)}": invalid attribute name: "policy_type"`);
+        }
+      });
+      return;
+    }
+
+    it(`Postfix ${version} accepts them and delivers`, async () => {
       const d = await delivery('tlsrpt');
-      if (tlsrptAttributes) {
-        expect(d.status).toBe('sent');
-        expect(received('tlsrpt')).toMatchObject([{ tls: true, sni: mxOf('tlsrpt') }]);
-      } else {
-        expect(d.status).toBe('deferred');
-        expect(postfix.log()).toMatch(/invalid attribute name: "policy_type"/);
-        expect(received('tlsrpt')).toEqual([]);
-      }
+      expect(d.status).toBe('sent');
+      expect(received('tlsrpt')).toMatchObject([{ tls: true, sni: mxOf('tlsrpt') }]);
     });
 
     // [case, label]: each delivered over verified TLS to its one MX, every attribute parsed.
-    it.runIf(tlsrptAttributes).each<[string, Label]>([
+    it.each<[string, Label]>([
       ['policy with an extension line (policy_string for it)', 'rptnote'],
       ['policy whose extension line holds `{` (left out of policy_string)', 'rptbrace'],
     ])('%s: delivered over verified TLS, no policy warning', async (_case, l) => {
@@ -400,14 +413,14 @@ log: { level: info }
       expect(policyWarnings(l)).toEqual([]);
     });
 
-    it.runIf(tlsrptAttributes)('every reply of the reporting zone parsed: no policy warning in the whole log', async () => {
+    it('every reply of the reporting zone parsed: no policy warning in the whole log', async () => {
       for (const l of REPORTING) await delivery(l);
       expect(policyWarnings()).toEqual([]);
     });
   });
 
   // RFC 8461 §4.1 exactly, by Postfix itself: an MX host matching no mx pattern is never connected to.
-  describe.runIf(stsMxPatterns)(`MX patterns enforced by Postfix ${version} (TLSRPT attributes on)`, () => {
+  if (stsMxPatterns) describe(`MX patterns enforced by Postfix ${version} (TLSRPT attributes on)`, () => {
     /** smtp(8)'s warning for an MX host it skips (src/smtp/smtp_tls_policy.c). */
     const skipped = (l: Label, mx: string) => new RegExp(`warning: MX name '${esc(mx)}' does not match STS MX pattern for '${esc(domainOf(l))}'`);
 
