@@ -285,16 +285,17 @@ const STRICT_SENDERS = 'strict senders such as mox treat this policy as missing'
  * and at the end (consecutive lines named together), each mx value with a trailing dot.
  */
 function deviationFindings(diagnosis: PolicyDiagnosis, text: string): Finding[] {
-  const { deviations, lineCount } = diagnosis;
+  const { deviations } = diagnosis;
   const findings: Finding[] = [];
   const lines = text.replace(/^\ufeff/, '').split('\n');
-  const empty = new Set(deviations.filter((d) => d.rule === 'empty-line').map((d) => d.line));
-  // An empty line is at the start (end) when every line before (after) it is empty too.
-  const atStart = (line: number) => [...Array(line - 1).keys()].every((i) => empty.has(i + 1));
-  const atEnd = (line: number) => [...Array(lineCount - line).keys()].every((i) => empty.has(line + i + 1));
+  // An empty line is at the start (end) when no line before (after) it has anything but WSP.
+  const blank = (line: string) => /^[ \t]*\r?$/.test(line);
+  const firstField = lines.findIndex((l) => !blank(l)) + 1;
+  const lastField = lines.findLastIndex((l) => !blank(l)) + 1;
   const places: Record<'start' | 'end' | 'between', number[]> = { start: [], end: [], between: [] };
-  for (const line of [...empty].sort((a, b) => a - b)) {
-    places[atStart(line) ? 'start' : atEnd(line) ? 'end' : 'between'].push(line);
+  for (const { rule, line } of deviations) {
+    if (rule !== 'empty-line') continue;
+    places[firstField === 0 || line < firstField ? 'start' : line > lastField ? 'end' : 'between'].push(line);
   }
   for (const d of deviations) {
     if (d.rule === 'bom') {

@@ -29,6 +29,13 @@ const MODES: readonly Mode[] = ['enforce', 'testing', 'none'];
 /** U+FEFF, the UTF-8 byte order mark once decoded. */
 const BOM = '\ufeff';
 
+/**
+ * At most this many deviations of each rule, and this many line problems, are listed: a 64 KiB body of
+ * empty or broken lines must not become tens of thousands of log fields or `check` reasons. Every rule
+ * that occurs is still listed at least once.
+ */
+export const POLICY_REPORT_LIMIT = 100;
+
 /** A grammar violation on one line (or, without a line, a missing field). */
 class PolicySyntaxError extends Error {}
 
@@ -40,9 +47,12 @@ function lineError(lineNo: number, rule: string): PolicySyntaxError {
 export interface PolicyDiagnosis {
   /** The policy, when the body has no problem. */
   policy?: Policy;
-  /** Forgiven departures, in line order, whether or not the body has problems too. */
+  /** Forgiven departures, in line order, whether or not the body has problems too (POLICY_REPORT_LIMIT per rule). */
   deviations: Deviation[];
-  /** Every grammar violation ("line N: rule (RFC 8461 §3.2 ...)", then missing fields), in line order. */
+  /**
+   * Every grammar violation ("line N: rule (RFC 8461 §3.2 ...)"), in line order (past POLICY_REPORT_LIMIT,
+   * one "and N more broken lines"), then the missing fields.
+   */
   problems: string[];
   /** Lines in the body (a final line terminator does not start another line). */
   lineCount: number;
@@ -76,19 +86,26 @@ export function diagnosePolicy(text: string): PolicyDiagnosis {
   const seen = new Set<string>();
   const deviations: Deviation[] = [];
   const problems: string[] = [];
+  const listed = new Map<Deviation['rule'], number>();
+  let unlisted = 0;
+  const deviate = (rule: Deviation['rule'], line: number) => {
+    const n = listed.get(rule) ?? 0;
+    listed.set(rule, n + 1);
+    if (n < POLICY_REPORT_LIMIT) deviations.push({ rule, line });
+  };
   /** Required fields that were present but broken: not reported missing as well. */
   const broken = new Set<string>();
 
   // Forgiven: a BOM before the first field (editors on Windows write one; it is no field of §3.2).
   const hasBom = text.startsWith(BOM);
-  if (hasBom) deviations.push({ rule: 'bom', line: 1 });
+  if (hasBom) deviate('bom', 1);
   const lines = splitLines(hasBom ? text.slice(BOM.length) : text);
 
   for (const [index, line] of lines.entries()) {
     const lineNo = index + 1;
     // Forgiven: an empty line, or one of only WSP, anywhere (RFC 8461 §3.2 has a field on every line).
     if (isEmptyLine(line)) {
-      deviations.push({ rule: 'empty-line', line: lineNo });
+      deviate('empty-line', lineNo);
       continue;
     }
     let key: string | undefined;
@@ -135,7 +152,7 @@ export function diagnosePolicy(text: string): PolicyDiagnosis {
             const read = parseMxValue(value);
             mx.push(read.pattern);
             // Forgiven: one trailing dot (see parseMxValue).
-            if (read.trailingDot) deviations.push({ rule: 'mx-trailing-dot', line: lineNo });
+            if (read.trailingDot) deviate('mx-trailing-dot', lineNo);
           } catch (err) {
             if (err instanceof StsError) throw lineError(lineNo, `${err.message} (RFC 8461 §3.2 sts-policy-mx)`);
             throw err;
@@ -151,11 +168,13 @@ export function diagnosePolicy(text: string): PolicyDiagnosis {
       }
     } catch (err) {
       if (!(err instanceof PolicySyntaxError)) throw err;
-      problems.push(err.message);
+      if (problems.length < POLICY_REPORT_LIMIT) problems.push(err.message);
+      else unlisted++;
       if (key !== undefined) broken.add(key);
     }
   }
 
+  if (unlisted > 0) problems.push(`and ${unlisted} more broken lines`);
   // RFC 8461 §3.2: version, mode and max_age are required; mx too unless mode is none.
   const missing = (key: string) => !seen.has(key) && !broken.has(key);
   if (version === undefined && missing('version')) problems.push('missing version field (RFC 8461 §3.2)');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stsErrorOf } from './sts-error-of.js';
-import { diagnosePolicy, parsePolicy, readPolicy } from '../../src/sts/policy.js';
+import { diagnosePolicy, parsePolicy, POLICY_REPORT_LIMIT, readPolicy } from '../../src/sts/policy.js';
 import type { Deviation, DeviationRule, Mode, Policy } from '../../src/sts/types.js';
 
 /** Lines joined with LF, no final terminator. */
@@ -223,5 +223,21 @@ describe('diagnosePolicy: every problem and every deviation, for `check`', () =>
 
   it('a valid policy has its policy, no problems, and a final terminator starts no line', () => {
     expect(diagnosePolicy(`${enforce()}\n`)).toEqual({ policy: ENFORCE, deviations: [], problems: [], lineCount: 4 });
+  });
+});
+
+describe('diagnosePolicy: bounded reports', () => {
+  it('lists at most POLICY_REPORT_LIMIT deviations of each rule, and every rule that occurs', () => {
+    const text = `${'\n'.repeat(5 * POLICY_REPORT_LIMIT)}${enforce('mx: a.example.')}`;
+    const d = diagnosePolicy(text);
+    expect(d.policy).toBeDefined();
+    expect(d.deviations.filter((x) => x.rule === 'empty-line')).toHaveLength(POLICY_REPORT_LIMIT);
+    expect(d.deviations.at(-1)).toEqual({ rule: 'mx-trailing-dot', line: 5 * POLICY_REPORT_LIMIT + 5 });
+  });
+
+  it('lists at most POLICY_REPORT_LIMIT broken lines, then how many more', () => {
+    const d = diagnosePolicy(enforce(...Array.from({ length: 3 * POLICY_REPORT_LIMIT }, () => 'bad line')));
+    expect(d.problems).toHaveLength(POLICY_REPORT_LIMIT + 1);
+    expect(d.problems.at(-1)).toBe(`and ${2 * POLICY_REPORT_LIMIT} more broken lines`);
   });
 });
