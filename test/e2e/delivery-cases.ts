@@ -94,6 +94,8 @@ const DOMAINS = {
   rptnote: { mode: 'enforce', tls: 'valid', reporting: true, extensions: ['note: see the docs'] },
   // A `{` in a policy line: a policy_string holding it would be a malformed attribute (issue 13).
   rptbrace: { mode: 'enforce', tls: 'valid', reporting: true, extensions: ['note: see {docs'] },
+  // The control for rptbrace: the reply that line used to make, from a texthash: map (BRACE_CONTROL).
+  rptcontrol: { mode: null, tls: 'valid' },
   rptlookalike: { mode: 'enforce', tls: 'valid', reporting: true, policyMx: [`mx.listed.${ZONE}`], certName: `mx.listed.${ZONE}` },
   // The preferred MX (10) is not listed but shows a certificate for the listed one; the listed one is 20.
   rptmixed: {
@@ -124,6 +126,16 @@ const mxAddress = (l: Label) => `127.0.25.${10 + LABELS.indexOf(l)}`;
 const secondMxOf = (l: Label) => `${spec(l).second!.mxHost}.${l}.${ZONE}`;
 const secondMxAddress = (l: Label) => `127.0.26.${10 + LABELS.indexOf(l)}`;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * What the daemon answered for a policy line holding `{` before issue 13's fix: the line as a
+ * policy_string, whose braces no longer balance. Served to `rptcontrol` by a texthash: map, to show that
+ * Postfix does reject it and that POLICY_PARSE_WARNING catches what it logs then.
+ */
+const BRACE_CONTROL =
+  `secure match=mx.rptcontrol.${ZONE} servername=hostname policy_type=sts policy_domain=rptcontrol.${ZONE} ` +
+  `mx_host_pattern=mx.rptcontrol.${ZONE} { policy_string = version: STSv1 } { policy_string = mode: enforce } ` +
+  `{ policy_string = mx: mx.rptcontrol.${ZONE} } { policy_string = max_age: 86400 } { policy_string = note: see {docs }`;
 
 function policyBody(s: DomainSpec, l: Label): string {
   const mx = s.mode === 'none' ? [] : (s.policyMx ?? [mxOf(l)]);
@@ -236,6 +248,8 @@ export function deliveryCases(install: PostfixInstall): void {
     policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
     reportingMap = `socketmap:inet:127.0.0.1:${port}:reporting`;
     const postfixDir = join(worldDir, 'postfix');
+    const controlMap = join(worldDir, 'brace-control-policy');
+    await writeFile(controlMap, `${domainOf('rptcontrol')} ${BRACE_CONTROL}\n`, { mode: 0o644 });
     const TRANSPORTS: ExtraTransport[] = [
       // Debian's default: smtp chrooted. A unix socket path relative to queue_directory works in and
       // out of the jail (daemons run in queue_directory) ...
@@ -258,6 +272,7 @@ export function deliveryCases(install: PostfixInstall): void {
       { name: 'smtp-one', domains: [domainOf('sticky')], chroot: false, policyMap, maxproc: 1 },
       // The daemon's `reporting` zone answers with the Postfix 3.10 TLSRPT attributes.
       { name: 'smtp-tlsrpt', domains: REPORTING.map(domainOf), chroot: false, policyMap: reportingMap },
+      { name: 'smtp-brace-control', domains: [domainOf('rptcontrol')], chroot: false, policyMap: `texthash:${controlMap}` },
     ];
     postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS, install });
     await mkdir(join(postfix.queueDir, 'mta-sts-sidecar'), { mode: 0o755 });
@@ -413,9 +428,16 @@ log: { level: info }
       expect(policyWarnings(l)).toEqual([]);
     });
 
-    it('every reply of the reporting zone parsed: no policy warning in the whole log', async () => {
+    it('every reply of the reporting zone parsed: no policy warning for any of its domains', async () => {
       for (const l of REPORTING) await delivery(l);
-      expect(policyWarnings()).toEqual([]);
+      expect(policyWarnings().filter((line) => !line.includes(`"${domainOf('rptcontrol')}"`))).toEqual([]);
+    });
+
+    it('control: the reply a `{` line used to make is rejected by Postfix (a policy warning), and deferred', async () => {
+      const d = await delivery('rptcontrol');
+      expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
+      expect(policyWarnings('rptcontrol').join('\n')).toContain(`malformed attribute/value pair "policy_string = note: see {docs }": missing '}'`);
+      expect(smtp.get('rptcontrol')!.sessions()).toEqual([]);
     });
   });
 
