@@ -38,6 +38,10 @@ LAB_SYSTEM_PACKAGES=(
   "m4:m4"
   "libssl-dev:/usr/include/openssl/ssl.h"
   "libdb-dev:/usr/include/db.h"
+  # test/lab/dnssec-lab.ts: zones signed at test time (ldns-keygen, ldns-signzone) and a validating
+  # resolver with the lab root's trust anchor, for the DANE tests
+  "ldnsutils:ldns-signzone"
+  "unbound:unbound"
 )
 
 lab_system_deps() (
@@ -91,7 +95,7 @@ lab_system_deps() (
     fi
 
     # Whatever the packages started anyway: stop it and keep it from starting at boot.
-    for svc in postfix nsd redis-server; do
+    for svc in postfix nsd redis-server unbound; do
       case " ${missing[*]} " in *" $svc "*) ;; *) continue ;; esac
       if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true

@@ -43,6 +43,8 @@ export interface ZoneSpec {
   records?: DnsRecord[];
   /** Serve SERVFAIL for every name in this zone. */
   servfail?: boolean;
+  /** A whole zone file used as it is instead of `records` (e.g. one signed by test/lab/dnssec-lab.ts). */
+  text?: string;
 }
 
 /** Zone apex (e.g. 'example.test') -> zone content. */
@@ -79,6 +81,8 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 /* ------------------------------------------------------------------ zone files */
 
 function normaliseZone(zone: string): string {
+  // The root zone: the DNSSEC lab serves its own signed root, so its resolver never leaves loopback.
+  if (zone.trim() === '.') return '.';
   const z = zone.trim().toLowerCase().replace(/\.$/, '');
   if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(z)) throw new Error(`lab dns: bad zone name ${JSON.stringify(zone)}`);
   return z;
@@ -126,8 +130,14 @@ function rdata(rec: DnsRecord, zone: string): string {
   return v;
 }
 
+/** The zone's file in the server's directory ('.' has no name of its own). */
+function zoneFileName(z: string): string {
+  return z === '.' ? 'root.zone' : `${z}.zone`;
+}
+
 export function renderZoneFile(zone: string, spec: ZoneSpec): string {
   const z = normaliseZone(zone);
+  if (spec.text !== undefined) return spec.text;
   if (spec.servfail) {
     // No SOA: NSD logs "zone configured as '<z>' has no SOA record", does not
     // load the zone and answers SERVFAIL for every name in it.
@@ -174,7 +184,7 @@ function renderConf(dir: string, address: string, zones: string[], verbosity: nu
     '  control-enable: no',
   ];
   for (const z of zones) {
-    out.push('zone:', `  name: ${q(z)}`, `  zonefile: ${q(join(dir, `${z}.zone`))}`);
+    out.push('zone:', `  name: ${q(z)}`, `  zonefile: ${q(join(dir, zoneFileName(z)))}`);
   }
   return out.join('\n') + '\n';
 }
@@ -248,7 +258,7 @@ export async function startDnsServer(opts: StartDnsServerOptions): Promise<DnsSe
       if (names.includes(z)) throw new Error(`lab dns: zone ${z} given twice`);
       names.push(z);
       if (!spec.servfail) probe.push(z);
-      await writeFile(join(dir, `${z}.zone`), renderZoneFile(z, spec));
+      await writeFile(join(dir, zoneFileName(z)), renderZoneFile(z, spec));
     }
     await writeFile(join(dir, 'nsd.conf'), renderConf(dir, address, names, verbosity));
     return { names, probe };
