@@ -5,6 +5,7 @@
  *
  *   policy DOMAIN        -> mode=enforce mx="mx1.example.com *.example.net" id=20240101 max_age=86400
  *                           mode=none reason=no-record                     (no policy)
+ *                           ... dane=yes | dane=no   (when the zone checks DANE: see eximDaneValue)
  *                           mode=none reason=not-a-hostname                (no domain to look up)
  *   mx DOMAIN MXHOST     -> allowed=yes mode=enforce mx="..."
  *                           allowed=yes mode=none reason=no-record         (no policy)
@@ -16,6 +17,7 @@ import type { LookupResult, NoPolicyWhy } from '../resolver/types.js';
 import type { KeySkipReason } from '../sts/domain.js';
 import { isHostname, patternText, policyAllowsMx } from '../sts/mx.js';
 import type { Policy } from '../sts/types.js';
+import type { DaneVerdict } from './postfix.js';
 
 /**
  * What the resolver decided for one domain, as the Exim replies need it. A key with no policy to look up
@@ -34,16 +36,31 @@ export function eximVerdictOf(result: LookupResult): EximVerdict {
   return { kind: 'policy', id: result.entry.id, policy: result.entry.policy };
 }
 
-/** Reply to `policy DOMAIN`: the policy's facts, or `mode=none` with the reason there is none. */
-export function eximPolicyReply(verdict: EximVerdict): string {
-  if (verdict.kind === 'none') return line([['mode', 'none'], ['reason', verdict.why]]);
+/**
+ * Reply to `policy DOMAIN`: the policy's facts, or `mode=none` with the reason there is none; then, when
+ * DANE was looked at (`dane` other than `off`), `dane=yes|no` (eximDaneValue).
+ */
+export function eximPolicyReply(verdict: EximVerdict, dane: DaneVerdict = 'off'): string {
+  const daneKey: Array<[string, string]> = dane === 'off' ? [] : [['dane', eximDaneValue(dane)]];
+  if (verdict.kind === 'none') return line([['mode', 'none'], ['reason', verdict.why], ...daneKey]);
   const { policy } = verdict;
   return line([
     ['mode', policy.mode],
     ['mx', mxList(policy)],
     ['id', verdict.id],
     ['max_age', String(policy.maxAge)],
+    ...daneKey,
   ]);
+}
+
+/**
+ * `dane=yes`: leave the domain to Exim's own DANE (`hosts_require_dane`), not to the MTA-STS MX list
+ * (RFC 8461 §2). Yes where some MX host has TLSA records, and where a DANE lookup failed: DANE is then
+ * not ruled out, and Exim's own DANE meets the same failure and defers instead of downgrading. No where
+ * DANE is proven absent (or the domain takes no mail). Same rules as postfixDaneAnswer.
+ */
+export function eximDaneValue(dane: Exclude<DaneVerdict, 'off'>): 'yes' | 'no' {
+  return dane === 'dane-only' || dane === 'dane' || dane === 'temp' ? 'yes' : 'no';
 }
 
 /**

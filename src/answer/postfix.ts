@@ -27,6 +27,52 @@ export interface AnswerOptions {
 // socketmap(5): "NOTFOUND" followed by a space and an empty reason.
 export const NOTFOUND = 'NOTFOUND ';
 
+/**
+ * What the DANE branch (src/resolver/dane.ts) found for the domain, as the answer needs it; `off` when
+ * the zone's `dane` is `off` or the resolver does not validate (nothing DANE-related is known then).
+ */
+export type DaneVerdict = 'off' | 'dane-only' | 'dane' | 'none' | 'null-mx' | 'temp';
+
+/** postconf(5) smtp_tls_policy_maps levels for DANE; Postfix then does its own TLSA lookups and checks. */
+export const DANE_ONLY_REPLY = 'OK dane-only';
+export const DANE_REPLY = 'OK dane';
+/** The reason of the TEMP reply; Postfix logs it with the deferral. */
+export const DANE_TEMP_REASON = 'DANE lookup failed; MTA-STS may not override DANE (RFC 8461 section 2)';
+
+/**
+ * The reply when DANE is considered, RFC 8461 §2 ("senders ... MUST NOT allow MTA-STS Policy validation
+ * to override a failing DANE validation") with RFC 7672 §2.2 deciding where DANE applies
+ * (docs/decisions.md "DANE first"):
+ *
+ *   dane-only  every MX host has usable TLSA records    -> `OK dane-only` (DANE or no delivery)
+ *   dane       some MX host has TLSA records            -> `OK dane`      (DANE where it applies)
+ *   none       DANE proven absent                       -> the MTA-STS answer, as without DANE
+ *   null-mx    the domain takes no mail (RFC 7505)      -> the MTA-STS answer (Postfix bounces anyway)
+ *   temp       a DANE lookup failed                     -> with an enforced MTA-STS policy `TEMP` (that
+ *              answer would override DANE we could not rule out: defer until DNS answers); without one
+ *              `NOTFOUND ` (we add nothing: Postfix applies its own level, its own DANE included, which
+ *              meets the same failure and defers itself)
+ *   off        the zone's `dane: off`, or the resolver does not validate -> the MTA-STS answer
+ *
+ * DANE replies carry no TLSRPT attributes: Postfix accepts only policy_type `sts` and `no-policy-found`
+ * from a policy map (3.11 tlsrpt_wrapper.c), and reports DANE (`tlsa`) policies itself from the TLSA
+ * records it looks up (TLSRPT_README: "supports TLSRPT for domains with DANE (Postfix built-in)").
+ */
+export function postfixDaneAnswer(dane: DaneVerdict, verdict: Verdict, options: AnswerOptions): PostfixAnswer {
+  switch (dane) {
+    case 'dane-only':
+      return { reply: DANE_ONLY_REPLY };
+    case 'dane':
+      return { reply: DANE_REPLY };
+    case 'temp': {
+      const sts = postfixAnswer(verdict, options);
+      return sts.reply === NOTFOUND ? sts : { reply: tempReply(DANE_TEMP_REASON) };
+    }
+    default:
+      return postfixAnswer(verdict, options);
+  }
+}
+
 /** socketmap(5): a permanent error the client should not retry. Reasons are one printable line. */
 export function permReply(reason: string): string {
   return `PERM ${oneLine(reason)}`;
