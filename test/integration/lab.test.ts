@@ -17,6 +17,7 @@ import {
 } from '../lab/dns-server.js';
 import { createTestCa, type TestCa } from '../lab/ca.js';
 import { POLICY_PATH, startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
+import { waitFor } from '../lab/wait.js';
 
 const LONG = 'x'.repeat(255);
 const TRICKY = 'quote " backslash \\ semi ; tab\t é';
@@ -351,7 +352,7 @@ describe('lab HTTPS policy server', () => {
         () => 'ended',
         (e: NodeJS.ErrnoException) => e.code ?? 'error',
       );
-      for (let i = 0; i < 100 && s2.requests('mta-sts.hang.test') === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => s2.requests('mta-sts.hang.test') > 0, 'the request to arrive');
       expect(s2.requests('mta-sts.hang.test')).toBe(1);
       const t0 = Date.now();
       await s2.stop();

@@ -12,6 +12,7 @@ import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
 import { freePort, startSidecar, type Sidecar, type SidecarOptions } from '../lab/sidecar.js';
 import { connectSocketmap, type SocketmapClient } from '../lab/socketmap-client.js';
 import { startNotifySocket } from '../lab/notify-socket.js';
+import { waitFor } from '../lab/wait.js';
 
 const ZONE = 'ops.test';
 const WAIT_MS = 15_000;
@@ -109,14 +110,8 @@ function logLines(sidecar: Sidecar): LogLine[] {
     .map((l) => JSON.parse(l) as LogLine);
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Waits (bounded) until `cond` holds: the daemon is a separate process, so its effects are polled. */
+const until = (cond: () => boolean | Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> => waitFor(cond, what, ms);
 
 /** Sends SIGHUP and waits for the daemon to log the outcome of that reload (the n-th since start). */
 async function reload(sidecar: Sidecar, yaml: string): Promise<LogLine> {

@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createTestCa, type TestCa } from '../lab/ca.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startSmtpServer } from '../lab/smtp-server.js';
+import { waitFor } from '../lab/wait.js';
 import { createStartTlsProber, type StartTlsProbe } from '../../src/net/starttls-probe.js';
 
 const HOST = 'mx.probe.test';
@@ -103,7 +104,7 @@ describe('STARTTLS probe: the lab SMTP server', () => {
       expect(facts.certificate).toMatchObject({ dnsNames: [HOST, `alt.${HOST}`], subject: expect.stringContaining(`CN=${HOST}`) });
       expect(Date.parse(facts.certificate!.validTo)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
       // The server marks the session once its side of the handshake is done, a moment after ours.
-      for (let i = 0; i < 50 && !smtp.sessions()[0]?.tls; i++) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => smtp.sessions()[0]?.tls === true, 'the server side of the handshake');
       expect(smtp.sessions()).toMatchObject([{ tls: true, sni: HOST }]);
     } finally {
       await smtp.stop();
@@ -294,8 +295,7 @@ describe('STARTTLS probe: bounded whatever the server does (in-process, as a lon
       expect(smtp.heldConnections()).toBe(1);
       expect(socketHandles() - smtp.heldConnections()).toBeLessThanOrEqual(before);
       expect(Date.now() - started).toBeLessThan(2_000);
-      for (let i = 0; i < 50 && smtp.openConnections() > 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(smtp.openConnections()).toBe(0);
+      await waitFor(() => smtp.openConnections() === 0, 'the server to see the probe connection closed');
     } finally {
       await smtp.stop();
     }
