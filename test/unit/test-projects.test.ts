@@ -34,12 +34,14 @@ describe('vitest projects', () => {
     expect(wrong, 'add the file to one project in test/projects.ts').toEqual([]);
   });
 
-  it('every entry names a file or folder that exists, and test/e2e is in none', () => {
+  it('every entry names a file or folder that exists, once, and test/e2e is in none', () => {
     const files = testFiles();
     const stale = Object.values(PROJECTS)
       .flat()
       .filter((e) => !files.some((f) => (e.endsWith('/') ? f.startsWith(e) : f === e)));
     expect(stale, 'remove or fix these entries in test/projects.ts').toEqual([]);
+    const entries = Object.values(PROJECTS).flat();
+    expect(entries.filter((e, i) => entries.indexOf(e) !== i), 'entries listed twice').toEqual([]);
     expect(files.filter((f) => f.startsWith(E2E) && projectsOf(f).length > 0)).toEqual([]);
   });
 });
