@@ -37,32 +37,6 @@ export function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-/**
- * A promise that the code under test, or a stand-in for its collaborator, resolves when something
- * happens (a lookup started, a connection accepted), so that a test can wait for exactly that.
- */
-export interface Signal {
-  readonly happened: Promise<void>;
-  readonly fired: boolean;
-  fire(): void;
-}
-
-export function signal(): Signal {
-  let fire!: () => void;
-  let fired = false;
-  const happened = new Promise<void>((r) => (fire = r));
-  return {
-    happened,
-    get fired() {
-      return fired;
-    },
-    fire() {
-      fired = true;
-      fire();
-    },
-  };
-}
-
 /** Resolves after `ms`: only for a stretch of time that is itself what the test is about (see above). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
