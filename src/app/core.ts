@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { openStore, storeConfigOf } from '../cache/open-store.js';
 import type { PolicyStore } from '../cache/store.js';
+import { checkCachePathWritable } from '../config/cache-path.js';
 import type { Config } from '../config/schema.js';
 import type { PolicyFetcher } from '../net/policy-fetch.js';
 import { assembleResolver } from '../resolver/assemble.js';
@@ -35,7 +36,9 @@ export interface CoreExtras {
   now?: () => number;
 }
 
-export function openConfiguredStore(config: Config, logger: Logger): Promise<PolicyStore> {
+/** Opens the configured store; an unusable cache.path is one ConfigError line naming it, what to do. */
+export async function openConfiguredStore(config: Config, logger: Logger): Promise<PolicyStore> {
+  if (config.cache.store === 'sqlite') checkCachePathWritable(config.cache.path, { create: true });
   return openStore(storeConfigOf(config), logger);
 }
 
@@ -60,6 +63,8 @@ export function startCore(core: Core, logger: Logger): void {
     (loaded) => {
       if (loaded > 0) logger.info({ loaded }, 'cached policies loaded');
       core.refresher.start();
+      // What expired while the daemon was down goes now, not an interval later.
+      void core.pruner.run();
       core.pruner.start();
     },
     (err: unknown) => {

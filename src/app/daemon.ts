@@ -29,6 +29,7 @@ import { postfixMapHandler, type HotPolicyLookup } from '../server/postfix/map.j
 import { serveSocketmapConnection, type SocketmapHandler, type SocketmapServerOptions } from '../server/postfix/session.js';
 import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
 import { ListenerGroup } from './listener-group.js';
+import { decideZones, type DecidedZones } from './zones.js';
 import { Metrics } from './metrics.js';
 import { diffConfig, planReload, type ReloadPlan } from './reload.js';
 
@@ -200,9 +201,9 @@ export class Daemon {
   }
 
   /** The socketmap handler for `config`: the policy map of every zone, and the reserved filter maps. */
-  private postfixHandlerOf(config: Config): SocketmapHandler {
+  private postfixHandlerOf(config: Config, zones: DecidedZones): SocketmapHandler {
     const s = config.socketmap;
-    const policyMap = postfixMapHandler(this.lookup, config.zones, {
+    const policyMap = postfixMapHandler(this.lookup, zones.zones, {
       maxReplyBytes: s.max_reply_bytes,
       onSkippedKey: this.onSkippedPostfixKey,
       logger: this.logger,
@@ -226,6 +227,7 @@ export class Daemon {
     let store: PolicyStore | undefined;
     let core: Core | undefined;
     const pending: PendingListenerUpdate[] = [];
+    const zones = await decideZones(next);
     try {
       if (plan.reopenStore) store = await openConfiguredStore(next, this.logger);
       if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer });
@@ -241,7 +243,8 @@ export class Daemon {
     const old = this.core;
     this.current = next;
     this.logger.level = next.log.level;
-    this.postfixHandler = this.postfixHandlerOf(next);
+    this.postfixHandler = this.postfixHandlerOf(next, zones);
+    for (const [zone, { on, why }] of Object.entries(zones.tlsrpt)) this.logger.info({ zone, tlsrpt: on, why }, 'TLSRPT attributes in Postfix replies');
     this.metrics.declareZones('socketmap', [...Object.keys(next.zones), next.socketmap.mx_filter_name, next.socketmap.requiretls_name]);
     this.socketmapOptions = socketmapOptionsOf(next);
     this.eximOptions = eximOptionsOf(next);
@@ -306,6 +309,7 @@ function socketmapOptionsOf(config: Config): SocketmapServerOptions {
     maxConnections: s.max_connections,
     idleTimeoutMs: s.idle_timeout_ms,
     requestTimeoutMs: s.request_timeout_ms,
+    maxReplyBytes: s.max_reply_bytes,
     unixMode: s.unix_mode,
     unixOwnership: { owner: s.unix_owner, group: s.unix_group },
     shutdownGraceMs: s.shutdown_grace_ms,

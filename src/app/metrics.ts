@@ -9,6 +9,7 @@ import { REASONS } from '../errors.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
 import { KEY_SKIP_REASONS, type KeySkipReason } from '../sts/domain.js';
+import { DEVIATION_RULES } from '../sts/types.js';
 import type { EximHandler } from '../server/exim/session.js';
 import type { SocketmapHandler } from '../server/postfix/session.js';
 
@@ -75,8 +76,11 @@ export function cacheOutcomes(tier: LookupTier): Array<[CacheTier, 'hit' | 'miss
         ['store', 'miss'],
       ];
     case 'overload':
-      // resolver.max_pending reached: answered from no tier, without a resolution.
-      return [['memory', 'miss']];
+      // resolver.max_pending reached: both tiers were read and missed; no resolution was started.
+      return [
+        ['memory', 'miss'],
+        ['store', 'miss'],
+      ];
   }
 }
 
@@ -181,6 +185,7 @@ export class Metrics {
   private readonly reloads: Counter<'result'>;
   private readonly skippedKeys: Counter<'protocol' | 'reason'>;
   private readonly overloads: Counter;
+  private readonly deviations: Counter<'rule'>;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -261,6 +266,13 @@ export class Metrics {
       help: 'Lookups answered from cache or NOTFOUND at once because resolver.max_pending resolutions were under way',
       registers,
     });
+    this.deviations = new Counter({
+      name: `${p}policy_deviations_total`,
+      help: 'Newly learned or changed policies accepted only by forgiving a deviation from RFC 8461 §3.2, by rule (docs/decisions.md)',
+      labelNames: ['rule'],
+      registers,
+    });
+    for (const rule of DEVIATION_RULES) this.deviations.inc({ rule }, 0);
     const self = this;
     new Gauge({
       name: `${p}policies`,
@@ -298,8 +310,6 @@ export class Metrics {
       lookup: (_result: LookupResult, tier: LookupTier) => {
         if (tier === 'memory' || tier === 'negative') {
           pendingHits[0]!++;
-        } else if (tier === 'overload') {
-          pendingMisses[0]!++;
         } else {
           pendingMisses[0]!++;
           if (tier === 'store') pendingHits[1]!++;
@@ -310,6 +320,7 @@ export class Metrics {
       refresh: (outcome) => this.refreshes.inc({ outcome }),
       policy: (_domain, mode) => this.policyEvents.inc({ event: mode ?? 'expired' }),
       overload: () => this.overloads.inc(),
+      deviation: (rule) => this.deviations.inc({ rule }),
     };
   }
 
@@ -418,5 +429,6 @@ export function combineObservers(...observers: Array<ResolverObserver | undefine
     refresh: (outcome, domain) => list.forEach((o) => o.refresh?.(outcome, domain)),
     policy: (domain, mode) => list.forEach((o) => o.policy?.(domain, mode)),
     overload: (domain) => list.forEach((o) => o.overload?.(domain)),
+    deviation: (rule, domain) => list.forEach((o) => o.deviation?.(rule, domain)),
   };
 }

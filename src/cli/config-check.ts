@@ -9,8 +9,9 @@ import { checkCachePathWritable, currentRuntime, defaultCachePath } from '../con
 import { readConfig } from '../config/load.js';
 import { configToYaml } from '../config/print.js';
 import { redactConfig } from '../config/schema.js';
+import { decideZones } from '../app/zones.js';
 
-export function runConfigCheck(file: string | undefined, out: (s: string) => void, err: (s: string) => void): number {
+export async function runConfigCheck(file: string | undefined, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   let loaded;
   try {
     loaded = readConfig(file);
@@ -26,6 +27,8 @@ export function runConfigCheck(file: string | undefined, out: (s: string) => voi
     `# mta-sts-sidecar effective configuration: ${source}`,
     ...(loaded.format === 'mta-sts-sidecar' ? [] : [`# converted from ${loaded.format} format (docs/migration.md)`]),
     ...(loaded.config.cache.path === chosen.path ? [`# cache.path: the default here (${chosen.why})`] : []),
+    // `tlsrpt: auto` is decided by the local Postfix: say how it comes out here.
+    ...Object.entries((await decideZones(loaded.config)).tlsrpt).map(([zone, d]) => `# zones.${zone}.tlsrpt: ${d.on ? 'on' : 'off'} (${d.why})`),
   ];
   out(header.join('\n') + '\n' + configToYaml(redactConfig(loaded.config)));
   return 0;

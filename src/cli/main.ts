@@ -34,8 +34,8 @@ export async function main(argv: string[]): Promise<void> {
     .command('check')
     .description('validate a config (also postfix-mta-sts-resolver\'s mta-sts-daemon.yml) and print the effective settings')
     .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
-    .action((opts: { config?: string }) => {
-      process.exitCode = runConfigCheck(opts.config, (s) => process.stdout.write(s), (s) => process.stderr.write(s + '\n'));
+    .action(async (opts: { config?: string }) => {
+      process.exitCode = await runConfigCheck(opts.config, (s) => process.stdout.write(s), (s) => process.stderr.write(s + '\n'));
     });
 
   program

@@ -1,6 +1,8 @@
 /** `mta-sts-sidecar query DOMAIN`: resolve now and show the policy and the exact Postfix reply. */
 import { pino } from 'pino';
-import type { Config } from '../config/schema.js';
+import { DEFAULT_ZONE, type Config } from '../config/schema.js';
+import { mxEnforcement } from '../answer/tlsrpt-auto.js';
+import { decideZones } from '../app/zones.js';
 import { postfixReply } from '../answer/postfix.js';
 import { verdictOf } from '../answer/verdict.js';
 import { assembleResolver } from '../resolver/assemble.js';
@@ -26,8 +28,15 @@ const WHY_TEXT = {
 
 /** Returns the process exit status: 0 policy or clean absence, 1 failure. */
 export async function runQuery(key: string, config: Config, opts: QueryOptions, out: (s: string) => void): Promise<number> {
-  const zone = config.zones[opts.zone] ?? config.zones.default!;
-  const answerOptions = { strictTesting: zone.strict_testing, tlsrpt: zone.tlsrpt };
+  const decided = await decideZones(config);
+  const zoneName = Object.hasOwn(decided.zones, opts.zone) ? opts.zone : DEFAULT_ZONE;
+  const zone = decided.zones[zoneName]!;
+  const tlsrpt = decided.tlsrpt[zoneName]!;
+  const answerOptions = { strictTesting: zone.strict_testing, tlsrpt: tlsrpt.on, maxReplyBytes: config.socketmap.max_reply_bytes };
+  const postfix: PostfixContext = {
+    tlsrpt: tlsrpt.why,
+    mxEnforcement: mxEnforcement(decided.postfixVersion, tlsrpt.on, config.socketmap.mx_filter_name),
+  };
   const normal = normalizeDomainKey(key);
   if (normal.kind === 'invalid') throw new Error(`invalid domain ${JSON.stringify(key)}: ${normal.why}`);
 
@@ -44,7 +53,7 @@ export async function runQuery(key: string, config: Config, opts: QueryOptions, 
     }
   }
   const reply = postfixReply(verdictOf(result), answerOptions);
-  out(opts.json ? JSON.stringify(toJson(result, reply), null, 2) : toText(result, reply));
+  out(opts.json ? JSON.stringify({ ...toJson(result, reply), postfixSetup: postfix }, null, 2) : toText(result, reply, postfix));
   return result.kind === 'none' && (result.why === 'failed' || result.why === 'deadline' || result.why === 'invalid-record') ? 1 : 0;
 }
 
@@ -72,7 +81,13 @@ function toJson(result: LookupResult, reply: string) {
   };
 }
 
-function toText(result: LookupResult, reply: string): string {
+/** What about the local Postfix shapes the reply: TLSRPT attributes, and who enforces the MX list. */
+interface PostfixContext {
+  tlsrpt: string;
+  mxEnforcement: string;
+}
+
+function toText(result: LookupResult, reply: string, postfix: PostfixContext): string {
   const lines: Array<[string, string]> = [['domain', result.domain]];
   if (result.kind === 'none') {
     lines.push(['result', `no policy: ${WHY_TEXT[result.why]}`]);
@@ -87,7 +102,7 @@ function toText(result: LookupResult, reply: string): string {
       ['mx', entry.policy.mx.map(patternText).join(', ') || '(none)'],
     );
   }
-  lines.push(['postfix', JSON.stringify(reply)]);
+  lines.push(['postfix', JSON.stringify(reply)], ['tlsrpt', postfix.tlsrpt], ['mx rule', postfix.mxEnforcement]);
   const width = Math.max(...lines.map(([k]) => k.length)) + 1;
   return lines.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
 }

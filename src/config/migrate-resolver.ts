@@ -103,7 +103,7 @@ export function migrateResolverConfig(input: Record<string, unknown>): Migration
   // Zones. Their named zones do not inherit from default_zone (each missing key takes the built-in
   // default), while ours inherit from `default`: so every named zone gets both keys written out.
   const defaultZone = has('default_zone') ? mapping(input.default_zone, 'default_zone') : {};
-  const zones: Record<string, Record<string, boolean>> = { default: migrateZone(defaultZone, 'default_zone', warn) };
+  const zones: Record<string, Record<string, boolean | 'auto'>> = { default: migrateZone(defaultZone, 'default_zone', warn) };
   let defaultTimeout: number | undefined;
   if (defaultZone.timeout !== undefined && defaultZone.timeout !== null) {
     defaultTimeout = millis(defaultZone.timeout, 'default_zone.timeout', 0.1, 86_400);
@@ -220,8 +220,9 @@ function migrateCache(cache: Record<string, unknown>, set: Setter, warn: Warner)
   }
 }
 
-function migrateZone(zone: Record<string, unknown>, at: string, warn: Warner): Record<string, boolean> {
-  const out = { strict_testing: false, tlsrpt: false };
+function migrateZone(zone: Record<string, unknown>, at: string, warn: Warner): Record<string, boolean | 'auto'> {
+  // tlsrpt unset keeps our default, auto: on only where the local Postfix reads the attributes.
+  const out: { strict_testing: boolean; tlsrpt: boolean | 'auto' } = { strict_testing: false, tlsrpt: 'auto' };
   for (const [key, value] of Object.entries(zone)) {
     if (value === null || value === undefined) continue;
     switch (key) {

@@ -81,6 +81,14 @@ const mapName: Type<string> = {
     return v;
   },
 };
+/** `true`, `false` or `auto` (decided where the daemon runs: src/answer/tlsrpt-auto.ts). */
+const boolOrAuto: Type<boolean | 'auto'> = {
+  accepts: 'true, false or auto',
+  check: (v, path) => {
+    if (typeof v !== 'boolean' && v !== 'auto') throw new ConfigError(path, `must be true, false or auto, got ${show(v)}`);
+    return v;
+  },
+};
 /** Connections at once, per listener group. */
 const connections = wholeNumber(1, 1_000_000);
 /** A request name + key is a domain of at most 253 octets (RFC 1035 §2.3.4) plus a map name. */
@@ -253,11 +261,12 @@ export const ZONE_SCHEMA = section(
   {
     strict_testing: key(bool, false, '`true`: enforce `mode: testing` policies too', 'RFC 8461 §5 leaves testing policies unenforced; this is an opt-in.'),
     tlsrpt: key(
-      bool,
-      false,
-      '`true`: add Postfix 3.10 TLSRPT attributes (an error before 3.10)',
+      boolOrAuto,
+      'auto',
+      'Postfix 3.10 TLSRPT attributes; `auto`: when the local Postfix is 3.10 or newer',
       '`policy_type=sts policy_domain=... mx_host_pattern=...`, with which Postfix 3.10.5 and later also apply RFC 8461\'s exact ' +
-        'one-label wildcard rule.',
+        'one-label wildcard rule; Postfix before 3.10 refuses them. `auto` asks `postconf -d mail_version` at start and reload ' +
+        '(no local Postfix: off); the start-up log, `config check` and `query` say which and why.',
     ),
   },
   'Zone names are 1 to 64 of A-Z a-z 0-9 _ . -.',

@@ -40,4 +40,3 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
   );
   return { resolver, fetcher };
 }
-

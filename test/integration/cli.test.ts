@@ -1,5 +1,6 @@
 /** The command line as an operator uses it: the built binary, real lab servers, exit codes and output. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,10 @@ describe('mta-sts-sidecar query', () => {
     expect(r.stdout).toMatch(/^txt id: +20261129$/m);
     expect(r.stdout).toMatch(/^mx: +mx1\.cli\.test, \*\.pool\.cli\.test$/m);
     expect(r.stdout).toContain('postfix: "OK secure match=mx1.cli.test:.pool.cli.test servername=hostname"');
+    // tlsrpt: auto, decided by this machine's Postfix (Debian 12's 3.7, which the test command installs).
+    const version = execFileSync('postconf', ['-d', '-h', 'mail_version'], { encoding: 'utf8' }).trim();
+    expect(r.stdout).toMatch(new RegExp(`^tlsrpt: +tlsrpt: auto, local Postfix ${version.replace(/\./g, '\\.')} `, 'm'));
+    expect(r.stdout).toMatch(/^mx rule: +.*smtp_dns_reply_filter = socketmap:inet:127\.0\.0\.1:8461:mx-filter/m);
   });
 
   it('--json gives the same facts to scripts', async () => {

@@ -62,7 +62,7 @@ describe('mta-sts-sidecar config check', () => {
     expect(r.stdout.split('\n')[0]).toBe(`# mta-sts-sidecar effective configuration: ${path}`);
     const printed = parse(r.stdout) as Record<string, Record<string, unknown>>;
     expect(printed.socketmap).toMatchObject({ listen: ['unix:/run/mta-sts/s.sock'], unix_mode: '0600', max_request_bytes: 1024 });
-    expect(printed.http).toEqual({ listen: ['tcp:127.0.0.1:8462'], max_connections: 64 });
+    expect(printed.http).toEqual({ listen: ['tcp:127.0.0.1:8462'], max_connections: 64, unix_mode: '0660', shutdown_grace_ms: 5000 });
     expect(validateConfig(printed)).toEqual(loadConfig(path));
   });
 
@@ -81,7 +81,7 @@ describe('mta-sts-sidecar config check', () => {
     const printed = parse(r.stdout) as Record<string, Record<string, unknown>>;
     expect(printed.socketmap).toMatchObject({ listen: ['tcp:127.0.0.1:8461'], shutdown_grace_ms: 20_000 });
     expect(printed.cache).toMatchObject({ store: 'memory' });
-    expect(printed.zones).toEqual({ default: { strict_testing: false, tlsrpt: false }, myzone: { strict_testing: true, tlsrpt: false } });
+    expect(printed.zones).toEqual({ default: { strict_testing: false, tlsrpt: 'auto' }, myzone: { strict_testing: true, tlsrpt: 'auto' } });
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mta-sts-sidecar: warning: reuse_port: no equivalent/)]);
     // What it printed is a config of ours: saved as a file, it means the same.
     const converted = await file('converted.yml', r.stdout);

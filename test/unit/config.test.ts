@@ -17,7 +17,7 @@ describe('config', () => {
     expect(c.fetch.allow_private_addresses).toBe(false);
     expect(c.dns.servers).toEqual([]);
     expect(c.resolver.answer_deadline_ms).toBe(DEFAULTS.resolver.answer_deadline_ms);
-    expect(c.zones.default).toEqual({ strict_testing: false, tlsrpt: false });
+    expect(c.zones.default).toEqual({ strict_testing: false, tlsrpt: 'auto' });
   });
 
   it('reads the keys DESIGN.md promises', () => {

@@ -55,7 +55,7 @@ describe('cacheOutcomes: hits and misses per tier from the tier that answered', 
     ['negative', 'memory:hit'],
     ['store', 'memory:miss store:hit'],
     ['resolve', 'memory:miss store:miss'],
-    ['overload', 'memory:miss'],
+    ['overload', 'memory:miss store:miss'],
   ])('%s', (tier, want) => {
     expect(cacheOutcomes(tier).map(([t, o]) => `${t}:${o}`).join(' ')).toBe(want);
   });

@@ -51,7 +51,7 @@ zones:
       cache: { store: 'memory' },
       dns: { timeout_ms: 4000 },
       fetch: { timeout_ms: 4000 },
-      zones: { default: { strict_testing: false, tlsrpt: false }, myzone: { strict_testing: false, tlsrpt: false } },
+      zones: { default: { strict_testing: false, tlsrpt: 'auto' }, myzone: { strict_testing: false, tlsrpt: 'auto' } },
     },
     warned: ['reuse_port', 'proactive_policy_fetching.grace_ratio'],
   },
@@ -112,8 +112,8 @@ cache:
     want: {
       zones: {
         default: { strict_testing: true, tlsrpt: true },
-        postfix: { strict_testing: false, tlsrpt: false },
-        strict: { strict_testing: true, tlsrpt: false },
+        postfix: { strict_testing: false, tlsrpt: 'auto' },
+        strict: { strict_testing: true, tlsrpt: 'auto' },
       },
     },
     warned: [],

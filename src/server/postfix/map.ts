@@ -65,7 +65,8 @@ export function postfixMapHandler(
     byName.set(name, {
       options: {
         strictTesting: zone.strict_testing,
-        tlsrpt: zone.tlsrpt,
+        // `auto` is decided by the composition root (src/answer/tlsrpt-auto.ts); undecided is off.
+        tlsrpt: zone.tlsrpt === true,
         maxReplyBytes: options.maxReplyBytes ?? SOCKETMAP.MAX_REPLY_BYTES,
       },
       memoEntries: new Array<CacheEntry | undefined>(MEMO_SLOTS).fill(undefined),

@@ -40,6 +40,11 @@ export interface SocketmapConnectionOptions {
   requestTimeoutMs: number;
   /** Default MAX_PIPELINED_REQUESTS. */
   maxPipelinedRequests?: number;
+  /**
+   * Longest reply payload (config socketmap.max_reply_bytes = Postfix's socketmap_max_reply); default
+   * SOCKETMAP.MAX_REPLY_BYTES. The map handler already keeps its replies within it; this is the last guard.
+   */
+  maxReplyBytes?: number;
 }
 
 /** Everything the socketmap server needs: config `socketmap.*` in camelCase. */
@@ -342,9 +347,10 @@ class Session {
   private framed(reply: string): string {
     if (reply === lastReply) return lastFrame;
     let bytes = Buffer.byteLength(reply);
-    if (bytes > SOCKETMAP.MAX_REPLY_BYTES) {
-      this.log.warn({ bytes, limit: SOCKETMAP.MAX_REPLY_BYTES }, 'socketmap reply too long');
-      reply = permReply(`reply longer than ${SOCKETMAP.MAX_REPLY_BYTES} bytes`);
+    const limit = this.options.maxReplyBytes ?? SOCKETMAP.MAX_REPLY_BYTES;
+    if (bytes > limit) {
+      this.log.warn({ bytes, limit }, 'socketmap reply too long');
+      reply = permReply(`reply longer than ${limit} bytes`);
       bytes = Buffer.byteLength(reply);
     }
     return frame(reply, bytes);
