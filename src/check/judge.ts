@@ -6,6 +6,7 @@
  * The yardstick is "will a sender that applies RFC 8461 deliver here in enforce mode": in testing mode
  * the same problems are failures, because they are what would break delivery after the switch.
  */
+import { DANE_TITLES } from './judge-dane.js';
 import type { ReasonClass } from '../errors.js';
 import type { Address, MxAnswer, TxtAnswer } from '../net/dns.js';
 import { isPublicAddress } from '../net/address-filter.js';
@@ -49,6 +50,7 @@ export const TITLES: Record<StepId, string> = {
   'mx-starttls': 'MX STARTTLS',
   'mx-certificate': 'MX certificate',
   'mx-tls-version': 'MX TLS version',
+  ...DANE_TITLES,
 };
 
 /** A DNS answer, or the lookup's failure (SERVFAIL, timeout: StsError('dns') in src/net/dns.ts). */

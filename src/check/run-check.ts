@@ -13,7 +13,10 @@ import type { Address, DnsClient, MxLookup } from '../net/dns.js';
 import type { PolicyFetcher } from '../net/policy-fetch.js';
 import { createStartTlsProber, type StartTlsProbe, type StartTlsProber } from '../net/starttls-probe.js';
 import { networkFromConfig } from '../net/from-config.js';
+import { createSecureDnsClient, detectValidation, type ValidationStatus } from '../net/secure-dns.js';
 import { ConcurrencyLimit } from '../resolver/concurrency-limit.js';
+import { DaneResolver, type DaneResult } from '../resolver/dane.js';
+import { judgeDane, judgeMxTlsa, judgeTlsaMatch } from './judge-dane.js';
 import { RFC8461 } from '../sts/rfc8461.js';
 import { TLSRPT_PREFIX } from '../sts/tlsrpt.js';
 import type { Policy } from '../sts/types.js';
@@ -39,6 +42,14 @@ export interface CheckDeps {
   fetcher: Pick<PolicyFetcher, 'fetch'>;
   probe: StartTlsProber;
   now: () => number;
+  /** The DANE branch (RFC 7672) through the validating resolver; without it the DANE steps are left out. */
+  dane?: CheckDane;
+}
+
+export interface CheckDane {
+  resolver: Pick<DaneResolver, 'resolve'>;
+  /** Whether the resolver validates DNSSEC: without it nothing about DANE can be told. */
+  validation: () => Promise<ValidationStatus>;
 }
 
 export interface CheckOptions {
@@ -60,10 +71,12 @@ export const CHECK_DEFAULTS = {
 /** Everything `check` needs, built from the daemon's config (`dns.*`, `fetch.*`). */
 export function assembleCheck(config: Config, smtpTimeoutMs: number): { deps: CheckDeps; options: CheckOptions; close(): Promise<void> } {
   const { dns, fetcher, extraCaPem } = networkFromConfig(config);
+  const secureDns = createSecureDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
+  const dane: CheckDane = { resolver: new DaneResolver(secureDns, { maxEntries: 1 }), validation: () => detectValidation(secureDns) };
   // RFC 5321 §4.1.1.1: EHLO names the client; the host name is the honest answer.
   const probe = createStartTlsProber({ extraCaPem, timeoutMs: smtpTimeoutMs, ehloName: hostname() || 'localhost' });
   return {
-    deps: { dns, fetcher, probe, now: Date.now },
+    deps: { dns, fetcher, probe, now: Date.now, dane },
     options: {
       allowPrivateAddresses: config.fetch.allow_private_addresses,
       probeConcurrency: CHECK_DEFAULTS.probe_concurrency,
@@ -95,6 +108,8 @@ export async function* runCheck(domain: string, deps: CheckDeps, options: CheckO
   // The slow part starts first, in the background; its results are reported after the policy.
   const mxAnswer = settle(deps.dns.mx(domain));
   const mxWork = mxAnswer.then((answer) => judgeMxRecords(domain, answer).hosts.map((host) => startMxWork(host, deps, options, limit)));
+  // RFC 7672: DANE, in the background too (never rejects).
+  const dane = deps.dane ? daneWork(domain, deps.dane) : undefined;
 
   // RFC 8461 §3.1: the TXT record.
   yield { type: 'progress', message: `looking up ${RFC8461.TXT_PREFIX}${domain} TXT` };
@@ -126,18 +141,38 @@ export async function* runCheck(domain: string, deps: CheckDeps, options: CheckO
   // RFC 8461 §4: every MX host.
   yield { type: 'progress', message: `looking up ${domain} MX` };
   yield emit(judgeMxRecords(domain, await mxAnswer).step);
+  const daneFound = dane ? await dane : undefined;
+  if (daneFound?.result) {
+    yield { type: 'progress', message: `looking up TLSA records of ${domain}'s MX hosts (DNSSEC)` };
+    yield emit(judgeDane(daneFound.result, daneFound.validation));
+  } else if (daneFound) {
+    // The checker's resolver, not the domain, is why: no step (nothing for the domain owner to fix).
+    yield { type: 'progress', message: `DANE not checked: the resolver does not validate DNSSEC (${daneFound.validation.detail})` };
+  }
   for (const work of await mxWork) {
+    const daneHost = daneFound?.result?.hosts.find((h) => h.name === work.host.replace(/\.$/, '').toLowerCase());
     // RFC 8461 §4.1 matching needs the policy's mx patterns; "none" has nothing to match.
     if (policy && policy.mode !== 'none') yield emit(judgeMxCovered(work.host, policy));
     yield { type: 'progress', message: `looking up ${work.host} A/AAAA` };
     yield emit(judgeMxDns(work.host, await work.addresses, options.allowPrivateAddresses).step);
+    if (daneHost) yield emit(judgeMxTlsa(daneHost));
     for (const { address, result } of await work.probes) {
       yield { type: 'progress', message: `probing ${work.host} (${address}) port 25: STARTTLS and certificate` };
-      for (const s of judgeProbe(work.host, address, await result, deps.now())) yield emit(s);
+      const probe = await result;
+      for (const s of judgeProbe(work.host, address, probe, deps.now())) yield emit(s);
+      const match = daneHost ? judgeTlsaMatch(daneHost, address, probe) : undefined;
+      if (match) yield emit(match);
     }
   }
 
   return summarize(domain, steps, advise({ domain, steps, now: deps.now(), ...(policy ? { policy } : {}) }));
+}
+
+/** The DANE resolution, unless the resolver does not validate (then only the reason). */
+async function daneWork(domain: string, dane: CheckDane): Promise<{ result: DaneResult | undefined; validation: ValidationStatus }> {
+  const validation = await dane.validation();
+  if (!validation.validates) return { result: undefined, validation };
+  return { result: await dane.resolver.resolve(domain), validation };
 }
 
 function startMxWork(host: string, deps: CheckDeps, options: CheckOptions, limit: ConcurrencyLimit): MxWork {

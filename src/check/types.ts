@@ -16,7 +16,10 @@ export type StepId =
   | 'mx-dns'
   | 'mx-starttls'
   | 'mx-certificate'
-  | 'mx-tls-version';
+  | 'mx-tls-version'
+  | 'dane'
+  | 'mx-tlsa'
+  | 'mx-tlsa-match';
 
 export interface Step {
   id: StepId;

@@ -12,7 +12,7 @@
  * what the server offers, not to deliver mail over it.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, rootCertificates, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { certificateDnsIds } from './identity.js';
 import { ReplyReader } from './smtp-reply.js';
 
@@ -43,6 +43,11 @@ export interface CertificateFacts {
   validFrom: string;
   validTo: string;
   fingerprint256: string;
+  /**
+   * The chain as presented, leaf first, each certificate DER-encoded: `check` matches TLSA records
+   * against it (RFC 6698 §2.1). Bounded by what one TLS handshake carries.
+   */
+  chainDer: Buffer[];
 }
 
 export type StartTlsProbe =
@@ -215,7 +220,7 @@ function probe(mxHost: string, address: string, ca: string[], options: StartTlsP
         });
         tls.once('secureConnect', () => {
           stage = 'ehlo';
-          const peer = tls.getPeerCertificate(false);
+          const peer = tls.getPeerCertificate(true);
           const certificate = peer && Object.keys(peer).length > 0 ? certificateFacts(peer) : null;
           conclude({
             kind: 'tls',
@@ -247,8 +252,22 @@ function certificateFacts(cert: PeerCertificate): CertificateFacts {
     validFrom: isoDate(cert.valid_from),
     validTo: isoDate(cert.valid_to),
     fingerprint256: cert.fingerprint256,
+    chainDer: presentedChain(cert as DetailedPeerCertificate),
   };
 }
+
+/** The certificates the peer sent, leaf first; Node links them by issuerCertificate, ending in a self-loop. */
+function presentedChain(leaf: DetailedPeerCertificate): Buffer[] {
+  const out: Buffer[] = [];
+  // A TLS chain longer than this is no chain a sender would accept (OpenSSL's default depth is 100).
+  for (let c: DetailedPeerCertificate | undefined = leaf; c?.raw !== undefined && out.length < MAX_CHAIN_CERTIFICATES; c = c.issuerCertificate) {
+    out.push(c.raw);
+    if (c.issuerCertificate === c) break;
+  }
+  return out;
+}
+
+const MAX_CHAIN_CERTIFICATES = 16;
 
 function nameText(name: PeerCertificate['subject'] | undefined): string {
   if (!name) return '';
