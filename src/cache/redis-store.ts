@@ -14,6 +14,9 @@
  *   `now`. A Lua script checks the others on the server, comparing the stored expiresAt to `now`, and
  *   deletes those past it, so a key another daemon has just rewritten is kept.
  *   Bytes in Redis are governed by these TTLs, prune() and Redis's own `maxmemory`.
+ * - Fleet leases (tryLease/releaseLease) are keys `<lease prefix><key>` holding the owner, set with
+ *   `NX PX` so they lapse by themselves; the holder may renew its own, and release is compare-and-delete
+ *   in Lua. Each is one key, so it works unchanged on Redis Cluster.
  */
 import { Redis } from 'ioredis';
 import { DEFAULTS } from '../config/defaults.js';
@@ -27,6 +30,8 @@ export interface RedisStoreOptions {
   logger?: StoreLogger;
   /** Default DEFAULTS.cache.redis_key_prefix. */
   keyPrefix?: string;
+  /** Default DEFAULTS.cache.redis_lease_prefix. */
+  leasePrefix?: string;
   /** Default DEFAULTS.cache.redis_ttl_slack_ms. */
   ttlSlackMs?: number;
   /** Default DEFAULTS.cache.redis_connect_timeout_ms. */
@@ -68,9 +73,29 @@ end
 return removed
 `;
 
+/**
+ * KEYS[1]: the lease key; ARGV[1]: owner; ARGV[2]: ttl (ms). Takes a free lease, or renews one the owner
+ * already holds; 1 when the owner holds it afterwards, 0 when someone else does.
+ */
+const LEASE_SCRIPT = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** KEYS[1]: the lease key; ARGV[1]: owner. Deletes the key only while it still names this owner. */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 export class RedisStore implements PolicyStore {
   readonly kind = 'redis';
   readonly keyPrefix: string;
+  readonly leasePrefix: string;
   readonly #client: Redis;
   readonly #logger: StoreLogger;
   /** The URL with any password masked, for logs. */
@@ -93,6 +118,7 @@ export class RedisStore implements PolicyStore {
     this.#where = maskPassword(url);
     this.#logger = options.logger ?? SILENT;
     this.keyPrefix = options.keyPrefix ?? DEFAULTS.cache.redis_key_prefix;
+    this.leasePrefix = options.leasePrefix ?? DEFAULTS.cache.redis_lease_prefix;
     this.#ttlSlackMs = options.ttlSlackMs ?? DEFAULTS.cache.redis_ttl_slack_ms;
     this.#scanCount = options.scanCount ?? DEFAULTS.cache.redis_scan_count;
     this.#scanMaxRounds = options.scanMaxRounds ?? DEFAULTS.cache.redis_scan_max_rounds;
@@ -211,6 +237,19 @@ export class RedisStore implements PolicyStore {
     return n;
   }
 
+  async tryLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const ttl = leaseTtl(ttlMs);
+    return (await this.#client.eval(LEASE_SCRIPT, 1, this.leasePrefix + key, owner, ttl)) === 1;
+  }
+
+  async releaseLease(key: string, owner: string): Promise<void> {
+    try {
+      await this.#client.eval(RELEASE_SCRIPT, 1, this.leasePrefix + key, owner);
+    } catch {
+      // Never rejects: an unreleased lease lapses by its TTL.
+    }
+  }
+
   /** Nothing is queued on our side: put() resolves only after Redis acknowledged the write. */
   async flush(): Promise<void> {}
 
@@ -265,6 +304,12 @@ export class RedisStore implements PolicyStore {
     this.#logger.info({ redis: this.#where, writesLost: this.#lostWrites }, 'redis cache reachable again');
     this.#lostWrites = 0;
   }
+}
+
+/** A lease TTL in whole milliseconds, at least 1 (Redis refuses PX 0). */
+export function leaseTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive number of ms (got ${ttlMs})`);
+  return Math.max(1, Math.ceil(ttlMs));
 }
 
 function parseRedisUrl(raw: string): URL {

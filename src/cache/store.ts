@@ -29,7 +29,7 @@ export interface CacheEntry {
 /** The most entries one prune() call removes unless told otherwise: one run stays short. */
 export const PRUNE_LIMIT = 100_000;
 
-export type StoreKind = 'memory' | 'sqlite' | 'redis';
+export type StoreKind = 'memory' | 'sqlite' | 'redis' | 'postgres';
 
 export interface PolicyStore {
   readonly kind: StoreKind;
@@ -48,6 +48,16 @@ export interface PolicyStore {
    * resolves with the number removed; unexpired entries are never touched.
    */
   prune(now: number, limit?: number): Promise<number>;
+  /**
+   * Fleet-wide lease on work named `key` (e.g. `resolve:<domain>`, `refresh:<domain>`): true when this
+   * caller (`owner`, unique per daemon process) now holds it for `ttlMs`, false when another holder
+   * does. Expires by itself (a crashed holder's lease lapses). Rejects when the backend cannot be reached
+   * (the caller then does the work itself). Only stores shared by several daemons (redis, postgres) have
+   * it; without it the resolver never waits for another daemon.
+   */
+  tryLease?(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease back early if `owner` still holds it (compare-and-delete). Never rejects. */
+  releaseLease?(key: string, owner: string): Promise<void>;
   /** Write out anything queued (e.g. before exit). */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -23,6 +23,8 @@ const STORE_TUNABLES = {
   sqlite_flush_retry_ms: 1_000,
   /** Redis: every key is namespaced; `<prefix><domain>` holds the JSON entry. */
   redis_key_prefix: 'mta-sts-sidecar:policy:',
+  /** Redis: fleet leases (PolicyStore.tryLease) live apart from the policies: `<prefix><lease key>`. */
+  redis_lease_prefix: 'mta-sts-sidecar:lease:',
   /** Redis: a key's TTL is (expiresAt - now) plus this, so Redis drops dead policies by itself. */
   redis_ttl_slack_ms: 60 * 60_000,
   /** Redis: TCP connect + handshake deadline. */

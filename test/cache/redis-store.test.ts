@@ -49,11 +49,12 @@ afterAll(async () => {
 describeCacheStore('RedisStore', async () => {
   // Each test gets its own key space on the one server.
   const keyPrefix = `test:${randomUUID()}:`;
+  const leasePrefix = `lease:${randomUUID()}:`;
   return {
-    store: await RedisStore.open({ url: lab.url, keyPrefix }),
-    reopen: () => RedisStore.open({ url: lab.url, keyPrefix }),
+    store: await RedisStore.open({ url: lab.url, keyPrefix, leasePrefix }),
+    reopen: () => RedisStore.open({ url: lab.url, keyPrefix, leasePrefix }),
     cleanup: async () => {
-      const keys = await raw.keys(`${keyPrefix}*`);
+      const keys = [...(await raw.keys(`${keyPrefix}*`)), ...(await raw.keys(`${leasePrefix}*`))];
       if (keys.length > 0) await raw.del(...keys);
     },
   };

@@ -2,6 +2,7 @@
  * The behaviour every PolicyStore shares. Each store's test file calls describeCacheStore() once with a
  * factory; store-specific behaviour (corruption, TTLs, outages) is tested next to it, not here.
  */
+import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CacheEntry, PolicyStore } from '../../src/cache/store.js';
 
@@ -47,6 +48,8 @@ export function makeEntry(domain: string, overrides: Partial<CacheEntry> = {}): 
     ...overrides,
   };
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function collect(store: PolicyStore): Promise<CacheEntry[]> {
   const out: CacheEntry[] = [];
@@ -255,6 +258,97 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
       expect(await check.get('gone.example')).toBeUndefined();
       for (const e of entries) expect(await check.get(e.domain)).toStrictEqual(e);
       expect(await collect(check)).toStrictEqual([...entries].sort((a, b) => (a.domain < b.domain ? -1 : 1)));
+    });
+
+    // The fleet lease (store.ts): only stores shared by several daemons have it; the rest skip these.
+    describe('fleet lease (tryLease/releaseLease)', () => {
+      /** A lease key no other test (or earlier run against the same server) uses. */
+      const fresh = (what: string) => `${what}:${randomUUID()}`;
+      const leasing = () => {
+        if (!store.tryLease || !store.releaseLease) return null;
+        return store as Required<Pick<PolicyStore, 'tryLease' | 'releaseLease'>> & PolicyStore;
+      };
+      /** A second daemon on the same backend (reopen), or the same store where there is none. */
+      const second = async (): Promise<PolicyStore> => {
+        if (!sut.reopen) return store;
+        const other = await sut.reopen();
+        opened.push(other);
+        return other;
+      };
+
+      it('has both methods or neither', () => {
+        expect(store.tryLease === undefined).toBe(store.releaseLease === undefined);
+      });
+
+      it('the first owner gets the lease, another owner does not, a different key is independent', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const key = fresh('resolve:example.com');
+        expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
+        expect(await s.tryLease(fresh('refresh:example.com'), 'daemon-b', 10_000)).toBe(true);
+      });
+
+      it('the holder asking again keeps (renews) it', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const key = fresh('refresh:example.com');
+        expect(await s.tryLease(key, 'daemon-a', 300)).toBe(true);
+        expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
+        await sleep(500); // past the first ttl: the renewal holds
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
+      });
+
+      it("a lease lapses by itself after its ttl (a crashed holder's lease)", async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const key = fresh('resolve:example.com');
+        expect(await s.tryLease(key, 'crashed', 200)).toBe(true);
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
+        await sleep(400);
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(true);
+      });
+
+      it('release is compare-and-delete: only the holder frees it; releasing what nobody holds resolves', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const key = fresh('resolve:example.com');
+        expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
+        await s.releaseLease(key, 'daemon-b');
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
+        await s.releaseLease(key, 'daemon-a');
+        expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(true);
+        await expect(s.releaseLease(fresh('never-taken'), 'daemon-a')).resolves.toBeUndefined();
+      });
+
+      it('20 owners racing from two connections: exactly one wins', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const other = (await second()) as typeof s;
+        const key = fresh('resolve:race.example');
+        const wins = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 ? other : s).tryLease(key, `daemon-${i}`, 10_000)),
+        );
+        expect(wins.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('leases are not policies: count() and list() do not see them', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        await s.put(makeEntry('example.com'));
+        expect(await s.tryLease(fresh('resolve:example.com'), 'daemon-a', 10_000)).toBe(true);
+        expect(await s.count()).toBe(1);
+        expect((await collect(s)).map((e) => e.domain)).toEqual(['example.com']);
+      });
+
+      it('after close(), tryLease rejects and releaseLease still resolves', async (ctx) => {
+        const s = leasing();
+        if (!s) return ctx.skip();
+        const key = fresh('resolve:example.com');
+        await s.close();
+        await expect(s.tryLease(key, 'daemon-a', 10_000)).rejects.toThrow();
+        await expect(s.releaseLease(key, 'daemon-a')).resolves.toBeUndefined();
+      });
     });
   });
 }
