@@ -25,9 +25,9 @@ import { eximLookupHandler } from '../server/exim/lookup.js';
 import { httpConnectionHandler, type Readiness } from '../server/http.js';
 import type { InheritedListeners, ListenerOptions, PendingListenerUpdate } from '../server/listen.js';
 import { mxFilterHandler, requireTlsHandler, withReservedMaps } from '../server/postfix/filter-maps.js';
-import { postfixMapHandler, type HotPolicyLookup } from '../server/postfix/map.js';
+import { postfixMapHandler, type DaneLookup, type HotPolicyLookup } from '../server/postfix/map.js';
 import { serveSocketmapConnection, type SocketmapHandler, type SocketmapServerOptions } from '../server/postfix/session.js';
-import { buildCore, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
+import { buildCore, detectDnssec, openConfiguredStore, probeStore, SETTLE_ON_STOP_MS, startCore, stopCore, type Core } from './core.js';
 import { ListenerGroup } from './listener-group.js';
 import { decideZones, type DecidedZones } from './zones.js';
 import { Metrics } from './metrics.js';
@@ -69,6 +69,12 @@ export class Daemon {
     lookup: (domain) => this.liveCore.resolver.lookup(domain),
     // Cached answers are written without a trip through the promise queue (BENCHMARKS.md).
     lookupHot: (domain) => this.liveCore.resolver.lookupHot(domain),
+  };
+  /** The current core's DANE branch, for zones with `dane: auto` (issue 16). */
+  private readonly daneLookup: DaneLookup = {
+    active: () => this.core?.dane.validation?.validates === true,
+    lookup: (domain) => this.liveCore.dane.resolver.lookup(domain),
+    lookupHot: (domain) => this.liveCore.dane.resolver.lookupHot(domain),
   };
   private applying: Promise<unknown> = Promise.resolve();
   /** Retired cores still finishing their work; close() waits for them. */
@@ -207,6 +213,7 @@ export class Daemon {
       maxReplyBytes: s.max_reply_bytes,
       onSkippedKey: this.onSkippedPostfixKey,
       logger: this.logger,
+      dane: this.daneLookup,
     });
     // The filters follow the default zone: their map names are not zones.
     const filters = { strictTesting: config.zones[DEFAULT_ZONE]!.strict_testing, requireTlsOtherwise: s.requiretls_otherwise };
@@ -231,6 +238,8 @@ export class Daemon {
     try {
       if (plan.reopenStore) store = await openConfiguredStore(next, this.logger);
       if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer });
+      // Before the switch, so that no answer of the new core overrides DANE for want of knowing.
+      if (core) await detectDnssec(core, this.logger);
       for (const group of this.groups) pending.push(await group.prepare(next));
     } catch (err) {
       for (const p of pending) await p.abort();
@@ -302,33 +311,40 @@ export class Daemon {
   }
 }
 
+/** What every listener group takes from its own config section. */
+interface ListenerSection {
+  max_connections: number;
+  unix_mode: number;
+  shutdown_grace_ms: number;
+  unix_owner?: string | null;
+  unix_group?: string | null;
+}
+
+function listenerOptionsOf(s: ListenerSection): ListenerOptions {
+  return {
+    maxConnections: s.max_connections,
+    unixMode: s.unix_mode,
+    shutdownGraceMs: s.shutdown_grace_ms,
+    unixOwnership: { owner: s.unix_owner ?? null, group: s.unix_group ?? null },
+  };
+}
+
 function socketmapOptionsOf(config: Config): SocketmapServerOptions {
   const s = config.socketmap;
   return {
+    ...listenerOptionsOf(s),
     maxRequestBytes: s.max_request_bytes,
-    maxConnections: s.max_connections,
     idleTimeoutMs: s.idle_timeout_ms,
     requestTimeoutMs: s.request_timeout_ms,
     maxReplyBytes: s.max_reply_bytes,
-    unixMode: s.unix_mode,
-    unixOwnership: { owner: s.unix_owner, group: s.unix_group },
-    shutdownGraceMs: s.shutdown_grace_ms,
   };
 }
 
 function eximOptionsOf(config: Config): EximServerOptions {
   const e = config.exim;
-  return {
-    maxRequestBytes: e.max_request_bytes,
-    maxConnections: e.max_connections,
-    requestTimeoutMs: e.request_timeout_ms,
-    unixMode: e.unix_mode,
-    unixOwnership: { owner: e.unix_owner, group: e.unix_group },
-    shutdownGraceMs: e.shutdown_grace_ms,
-  };
+  return { ...listenerOptionsOf(e), maxRequestBytes: e.max_request_bytes, requestTimeoutMs: e.request_timeout_ms };
 }
 
 function httpOptionsOf(config: Config): ListenerOptions {
-  const h = config.http;
-  return { maxConnections: h.max_connections, unixMode: h.unix_mode, shutdownGraceMs: h.shutdown_grace_ms };
+  return listenerOptionsOf(config.http);
 }
