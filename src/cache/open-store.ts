@@ -7,14 +7,7 @@ import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
 import { SqliteStore } from './sqlite-store.js';
-import type { PolicyStore, StoreKind } from './store.js';
-
-/** The subset of a pino logger the stores use (a pino Logger fits as is). */
-export interface StoreLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+import type { PolicyStore, StoreKind, StoreLogger } from './store.js';
 
 /** `cache.store`, `cache.path`, `cache.redis_url`, `cache.store_max_bytes`. */
 export interface StoreConfig {

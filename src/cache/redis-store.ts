@@ -21,7 +21,7 @@
 import { Redis } from 'ioredis';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
-import type { StoreLogger } from './open-store.js';
+import type { StoreLogger } from './store.js';
 import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
 export interface RedisStoreOptions {

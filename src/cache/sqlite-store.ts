@@ -28,7 +28,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import type { ReasonClass } from '../errors.js';
 import { entryBytes } from './entry-size.js';
 import { lowWater } from './evict.js';
-import type { StoreLogger } from './open-store.js';
+import type { StoreLogger } from './store.js';
 import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
 export interface SqliteStoreOptions {

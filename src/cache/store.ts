@@ -62,3 +62,10 @@ export interface PolicyStore {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The subset of a pino logger the stores use (a pino Logger fits as is). */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
