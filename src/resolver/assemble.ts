@@ -7,6 +7,12 @@ import type { PolicyFetcher } from '../net/policy-fetch.js';
 import type { ResolverObserver } from './observer.js';
 import { Resolver } from './resolver.js';
 
+/**
+ * A fleet lease outlives the fetch it covers by this much (store round trips, the write of the result), so
+ * it does not lapse under a holder that is still working.
+ */
+export const LEASE_MARGIN_MS = 2_000;
+
 export interface Assembled {
   resolver: Resolver;
   fetcher: PolicyFetcher;
@@ -36,6 +42,7 @@ export function assembleResolver(config: Config, store: PolicyStore | null, logg
       refreshIntervalMs: r.refresh_interval_ms,
       refetchAtFraction: r.refetch_at_fraction,
       failureBackoffMaxMs: r.failure_backoff_max_ms,
+      leaseTtlMs: config.fetch.timeout_ms + LEASE_MARGIN_MS,
     },
   );
   return { resolver, fetcher };

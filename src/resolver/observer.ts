@@ -30,4 +30,13 @@ export interface ResolverObserver {
    * "What the policy parser forgives"): once per rule per domain and policy id, however many lines.
    */
   deviation?(rule: DeviationRule, domain: string): void;
+  /**
+   * Fleet leases (a shared store): another daemon held the lease for this domain's fetch, so this one
+   * waited for its result in the store.
+   */
+  leaseWait?(domain: string): void;
+  /** Such a wait ended without a result (the holder died, or is slow): this daemon fetched itself. */
+  leaseTimeout?(domain: string): void;
+  /** A policy taken from the shared store that another daemon fetched or re-checked, instead of our own work. */
+  fleetHit?(domain: string): void;
 }

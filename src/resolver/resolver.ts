@@ -8,6 +8,10 @@
  * maxPending resolutions are under way; each holds at most one fetch slot or place in the fetch queue, so
  * the fetch waiters are bounded by the same number. Beyond it a lookup is answered from cache or with no
  * policy at once, and counted.
+ *
+ * With a store shared by a fleet (one that has leases), a policy fetch takes the fleet lease
+ * `resolve:<domain>` and a proactive refresh `refresh:<domain>`, so that a policy host sees one fetch from
+ * the whole fleet, not one per daemon (./fleet-lease.ts).
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -20,6 +24,7 @@ import { selectStsRecord } from '../sts/txt.js';
 import { readPolicy } from '../sts/policy.js';
 import type { Deviation } from '../sts/types.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
+import { FleetLease, leaseOwnerId, storeHasLeases } from './fleet-lease.js';
 import type { LookupTier, ResolverObserver } from './observer.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import type { LookupResult, NoPolicyWhy, PolicyLookup } from './types.js';
@@ -50,6 +55,17 @@ export interface ResolverOptions {
   /** Refetch, even with an unchanged id, once this fraction of max_age has passed. */
   refetchAtFraction: number;
   failureBackoffMaxMs: number;
+  /**
+   * Fleet leases (a store that has them): how long one lasts unless given back. Default: twice the
+   * answer deadline. assembleResolver passes fetch.timeout_ms plus a margin, so a lease outlives its fetch.
+   */
+  leaseTtlMs?: number;
+  /**
+   * How long a daemon that did not get `resolve:<domain>` waits for the holder's policy in the store
+   * before fetching itself. Default: half the answer deadline, which leaves the other half for its own
+   * fetch when the holder died (docs/decisions.md, "Fleet leases").
+   */
+  leaseWaitMs?: number;
 }
 
 export interface ResolverDeps {
@@ -60,6 +76,8 @@ export interface ResolverDeps {
   observer?: ResolverObserver;
   /** Milliseconds since the epoch; injectable so expiry tests need not sleep. */
   now?: () => number;
+  /** This daemon's name in fleet leases; default host:pid:random (fleet-lease.ts leaseOwnerId). */
+  leaseOwner?: string;
 }
 
 type HotEntry =
@@ -93,6 +111,13 @@ export class Resolver implements PolicyLookup {
   private readonly overloadLog: RateLimitedLog;
   /** Lookups answered without resolving because maxPending resolutions were under way. */
   private overloadCount = 0;
+  /** Fleet leases, when the store is shared and has them. */
+  private readonly lease: FleetLease | undefined;
+  /**
+   * Store writes under way, per domain: a lease is given back only after its result is in the store, or
+   * the next holder would not see it and fetch again. Bounded by the domains being resolved or written.
+   */
+  private readonly writes = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: ResolverDeps,
@@ -110,6 +135,16 @@ export class Resolver implements PolicyLookup {
     this.observer = deps.observer ?? {};
     this.storeReadLog = new RateLimitedLog(this.now);
     this.overloadLog = new RateLimitedLog(this.now);
+    const store = deps.store;
+    if (storeHasLeases(store)) {
+      const work = (key: string) => key.slice(key.indexOf(':') + 1);
+      this.lease = new FleetLease(
+        store,
+        deps.leaseOwner ?? leaseOwnerId(),
+        { ttlMs: options.leaseTtlMs ?? 2 * options.answerDeadlineMs, waitMs: options.leaseWaitMs ?? Math.floor(options.answerDeadlineMs / 2) },
+        { wait: (key) => this.observer.leaseWait?.(work(key)), timeout: (key) => this.observer.leaseTimeout?.(work(key)) },
+      );
+    }
   }
 
   async lookup(domain: string): Promise<LookupResult> {
@@ -166,7 +201,8 @@ export class Resolver implements PolicyLookup {
    * nothing and answers from the hot tier: the domain stays due and is offered again at the next tick.
    */
   refresh(domain: string): Promise<LookupResult> {
-    const pending = this.singleFlight(domain);
+    const lease = this.lease;
+    const pending = this.singleFlight(domain, lease ? () => this.refreshInFleet(domain, lease) : undefined);
     if (pending !== undefined) return pending;
     const cached = this.cachedPolicy(domain);
     return Promise.resolve(cached ? { kind: 'policy', domain, entry: cached, source: 'memory' } : { kind: 'none', domain, why: 'overload' });
@@ -300,11 +336,11 @@ export class Resolver implements PolicyLookup {
    * The resolution under way for `domain`, or a new one; undefined when none is under way and maxPending
    * already are (nothing is started). The promise never rejects.
    */
-  private singleFlight(domain: string): Promise<LookupResult> | undefined {
+  private singleFlight(domain: string, work = () => this.discover(domain)): Promise<LookupResult> | undefined {
     let pending = this.inflight.get(domain);
     if (!pending) {
       if (this.inflight.size >= this.options.maxPending) return undefined;
-      pending = this.discover(domain)
+      pending = work()
         .catch((err: unknown) => this.internalFailure(domain, err))
         .finally(() => this.inflight.delete(domain));
       this.inflight.set(domain, pending);
@@ -394,8 +430,20 @@ export class Resolver implements PolicyLookup {
 
     const paceUntil = (this.lastFetchAt.get(domain) ?? -Infinity) + this.options.minFetchIntervalMs;
     if (now < paceUntil) return this.paced(domain, cached, paceUntil);
-    this.lastFetchAt.set(domain, now);
+    if (!this.lease) return this.fetchPolicy(domain, id, cached);
 
+    const claimed = await this.lease.claim(`resolve:${domain}`, () => this.fleetPolicy(domain, id, cached));
+    if (claimed.kind === 'result') return this.adopt(domain, cached, claimed.entry);
+    try {
+      return await this.fetchPolicy(domain, id, cached);
+    } finally {
+      if (claimed.kind === 'held') await this.releaseAfterWrite(domain, claimed.release);
+    }
+  }
+
+  /** Fetch, validate and remember the policy for TXT id `id`. Never rejects. */
+  private async fetchPolicy(domain: string, id: string, cached: CacheEntry | undefined): Promise<LookupResult> {
+    this.lastFetchAt.set(domain, this.now());
     let entry: CacheEntry;
     let deviations: Deviation[];
     try {
@@ -433,6 +481,76 @@ export class Resolver implements PolicyLookup {
       if (deviations.length > 0) this.deviated(domain, id, deviations);
     }
     return { kind: 'policy', domain, entry, source: 'fetch' };
+  }
+
+  /**
+   * A proactive refresh in a fleet: when another daemon has checked the policy since we did, its result
+   * in the store is taken as ours (no DNS, no fetch); when another daemon is refreshing it right now
+   * (`refresh:<domain>` held), ours is put off by one lease's time, by when that result is in the store.
+   * Otherwise this daemon refreshes, holding the lease. Never rejects.
+   */
+  private async refreshInFleet(domain: string, lease: FleetLease): Promise<LookupResult> {
+    const cached = this.cachedPolicy(domain);
+    if (!cached) return this.discover(domain);
+    const claimed = await lease.tryOnce(`refresh:${domain}`, () => this.newerInStore(domain, cached));
+    switch (claimed.kind) {
+      case 'result':
+        return this.adopt(domain, cached, claimed.entry);
+      case 'busy': {
+        // The holder may only be looking at the store too: what it would find, we can take.
+        const newer = await this.newerInStore(domain, cached).catch(() => undefined);
+        if (newer) return this.adopt(domain, cached, newer);
+        const hot = this.hot.peek(domain);
+        const nextCheckAt = hot?.kind === 'policy' ? hot.nextCheckAt : cached.checkedAt + this.options.recheckIntervalMs;
+        this.remember(cached, nextCheckAt, this.now() + lease.ttlMs);
+        return { kind: 'policy', domain, entry: cached, source: 'memory' };
+      }
+      case 'held':
+        try {
+          return await this.discover(domain);
+        } finally {
+          await this.releaseAfterWrite(domain, claimed.release);
+        }
+      default:
+        return this.discover(domain);
+    }
+  }
+
+  /**
+   * What another daemon fetched for TXT id `id` and wrote to the store: the policy with that id, not yet
+   * due for a refetch itself, and fetched after `cached` (a refetch of an unchanged id must be newer).
+   */
+  private async fleetPolicy(domain: string, id: string, cached: CacheEntry | undefined): Promise<CacheEntry | undefined> {
+    const stored = await this.deps.store?.get(domain);
+    if (stored === undefined || stored.id !== id) return undefined;
+    const now = this.now();
+    if (now >= stored.expiresAt || now >= this.refetchAt(stored)) return undefined;
+    if (cached && stored.fetchedAt <= cached.fetchedAt) return undefined;
+    return stored;
+  }
+
+  /** The store's entry when another daemon checked the policy after `cached` was checked. */
+  private async newerInStore(domain: string, cached: CacheEntry): Promise<CacheEntry | undefined> {
+    const stored = await this.deps.store?.get(domain);
+    if (stored === undefined || stored.checkedAt <= cached.checkedAt || this.now() >= stored.expiresAt) return undefined;
+    return stored;
+  }
+
+  /** Another daemon's result, taken as ours: remembered, reported as a fleet hit. */
+  private adopt(domain: string, cached: CacheEntry | undefined, entry: CacheEntry): LookupResult {
+    this.recovered(domain);
+    this.remember(entry, entry.checkedAt + this.options.recheckIntervalMs);
+    this.observer.fleetHit?.(domain);
+    if (cached) this.observer.refresh?.(cached.id === entry.id ? 'unchanged' : 'changed', domain);
+    if (!cached || cached.fetchedAt !== entry.fetchedAt) this.observer.policy?.(domain, entry.policy.mode);
+    this.deps.logger.debug({ domain, id: entry.id, previousId: cached?.id }, 'policy taken from the shared store (another daemon fetched it)');
+    return { kind: 'policy', domain, entry, source: 'store' };
+  }
+
+  /** Gives a lease back once this daemon's write of the domain (if any) is in the store. */
+  private async releaseAfterWrite(domain: string, release: () => Promise<void>): Promise<void> {
+    await this.writes.get(domain);
+    await release();
   }
 
   /**
@@ -548,8 +666,15 @@ export class Resolver implements PolicyLookup {
     this.remember(entry, nextCheckAt, refreshAt);
     // Each store reports its own write failures once per run (sqlite: a failed commit; redis: an outage,
     // with the writes lost counted at its end), so one line per failed write here would only repeat them.
-    this.deps.store?.put(entry).catch((err: unknown) => {
-      this.deps.logger.debug({ domain: entry.domain, err: (err as Error)?.message ?? String(err) }, 'cache store write failed');
+    if (!this.deps.store) return;
+    const { domain } = entry;
+    const write = this.deps.store.put(entry).catch((err: unknown) => {
+      this.deps.logger.debug({ domain, err: (err as Error)?.message ?? String(err) }, 'cache store write failed');
     });
+    if (!this.lease) return;
+    const tracked = write.finally(() => {
+      if (this.writes.get(domain) === tracked) this.writes.delete(domain);
+    });
+    this.writes.set(domain, tracked);
   }
 }
