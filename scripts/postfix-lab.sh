@@ -76,7 +76,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 started=$(date +%s)
-echo "postfix-lab: building Postfix $VERSION into $ROOT (once; about a minute on two idle cores)" >&2
+echo "postfix-lab: building Postfix $VERSION into $ROOT (once: 1-2 minutes on two idle cores, less with a warm ccache)" >&2
 rm -rf "$CACHE"
 mkdir -p "$CACHE/src"
 tar -xzf "$TARBALL" -C "$CACHE/src" --strip-components=1
