@@ -133,6 +133,11 @@ export interface PostfixOptions {
   transports?: ExtraTransport[];
   /** Which Postfix runs this instance. Default: the host's (`hostPostfix()`). */
   install?: PostfixInstall;
+  /**
+   * More main.cf settings, written after the template's (so they win; Postfix warns about the
+   * override), e.g. `{ smtp_dns_reply_filter: 'socketmap:inet:127.0.0.1:PORT:mx-filter' }`.
+   */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** One recipient's entry in `postqueue -j` output. */
@@ -269,6 +274,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
     CA_FILE: caFile,
     POLICY_MAP: opts.policyMap,
     INSTALL_DIRECTORIES: Object.entries(install.directories)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n'),
+    SETTINGS: Object.entries(opts.settings ?? {})
       .map(([k, v]) => `${k} = ${v}`)
       .join('\n'),
     TRANSPORT_MAPS: transports.length
