@@ -9,6 +9,8 @@ import type { PolicyStore } from '../cache/store.js';
 import { checkCachePathWritable } from '../config/cache-path.js';
 import type { Config } from '../config/schema.js';
 import type { PolicyFetcher } from '../net/policy-fetch.js';
+import { createSecureDnsClient, detectValidation, type SecureDnsClient, type ValidationStatus } from '../net/secure-dns.js';
+import { DaneResolver, type DaneObserver } from '../resolver/dane.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import type { ResolverObserver } from '../resolver/observer.js';
 import { Pruner } from '../resolver/pruner.js';
@@ -29,10 +31,21 @@ export interface Core {
   refresher: Refresher;
   /** Drops expired policies from the memory tier and the store every cache.prune_interval_ms. */
   pruner: Pruner;
+  /** The DANE branch (issue 16), through the same `dns.servers` with the DO bit. */
+  dane: CoreDane;
+}
+
+export interface CoreDane {
+  resolver: DaneResolver;
+  client: SecureDnsClient;
+  /** Whether the resolver validates DNSSEC (detectDnssec); undefined until asked: DANE is off until then. */
+  validation: ValidationStatus | undefined;
 }
 
 export interface CoreExtras {
   observer?: ResolverObserver;
+  /** Told of every DANE resolution (not of cache hits): for a DANE lookup outcome counter. */
+  daneObserver?: DaneObserver;
   now?: () => number;
 }
 
@@ -51,7 +64,27 @@ export function buildCore(config: Config, store: PolicyStore, logger: Logger, ex
   const r = config.resolver;
   const refresher = new Refresher(resolver, { tickMs: r.refresh_tick_ms, batch: r.refresh_batch, concurrency: r.refresh_concurrency }, logger);
   const pruner = new Pruner(resolver, store, { intervalMs: config.cache.prune_interval_ms }, logger);
-  return { store, resolver, fetcher, refresher, pruner };
+  const client = createSecureDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
+  const daneResolver = new DaneResolver(client, {}, extras.daneObserver, extras.now);
+  return { store, resolver, fetcher, refresher, pruner, dane: { resolver: daneResolver, client, validation: undefined } };
+}
+
+/** How long start and reload wait for detectDnssec before going on (it then finishes in the background). */
+export const DNSSEC_DETECT_WAIT_MS = 3_000;
+
+/**
+ * Asks whether the core's resolver validates DNSSEC (the root SOA answered with AD), remembers it and
+ * logs it: `zones.NAME.dane: auto` means DANE first only then. Waits at most `waitMs` (a resolver that
+ * does not answer must not hold up the start); the answer, when it comes later, still takes effect.
+ * Never rejects; the question itself is bounded by dns.timeout_ms × dns.tries per server.
+ */
+export async function detectDnssec(core: Core, logger: Logger, waitMs = DNSSEC_DETECT_WAIT_MS): Promise<void> {
+  const asked = detectValidation(core.dane.client).then((status) => {
+    core.dane.validation = status;
+    if (status.validates) logger.info({ dnssec: status.detail }, 'the resolver validates DNSSEC: DANE first (RFC 8461 §2) where zones say dane: auto');
+    else logger.warn({ dnssec: status.detail }, 'the resolver does not validate DNSSEC: DANE is not looked up; point dns.servers at a validating resolver');
+  });
+  await boundedWait(asked, waitMs);
 }
 
 /**

@@ -100,7 +100,7 @@ export function judgeMxTlsa(host: DaneHost): Step {
 /** Whether the certificate one MX address presented matches the host's usable TLSA records. */
 export function judgeTlsaMatch(host: DaneHost, address: string, probe: StartTlsProbe): Step | undefined {
   if (host.state !== 'usable' || probe.kind !== 'tls' || probe.certificate === null) return undefined;
-  const chain = probe.certificate.chainDer;
+  const chain = probe.certificate.chainDer ?? [];
   const at = { mx: host.name, address };
   const usable = host.records.filter((r) => r.unusable === null).map((r) => r.record);
   const matching = usable.filter((r) => tlsaMatchesChain(r, chain));

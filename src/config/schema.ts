@@ -268,6 +268,15 @@ export const ZONE_SCHEMA = section(
         'one-label wildcard rule; Postfix before 3.10 refuses them. `auto` asks `postconf -d mail_version` at start and reload ' +
         '(no local Postfix: off); the start-up log, `config check` and `query` say which and why.',
     ),
+    dane: key(
+      oneOf(['auto', 'off']),
+      'auto',
+      '`auto`: DANE first (RFC 8461 §2) when the resolver validates DNSSEC; `off`: MTA-STS answers only',
+      'With `auto`, a domain whose MX hosts have DNSSEC-signed TLSA records (RFC 7672) is answered `dane-only` or `dane`, so ' +
+        "Postfix's own DANE decides and MTA-STS never overrides it; a failed DANE lookup is `TEMP` where the MTA-STS answer " +
+        'would enforce. Whether the resolver validates (the root SOA answered with AD) is asked at start and logged; ' +
+        'Postfix needs `smtp_dns_support_level = dnssec` for `dane` answers.',
+    ),
   },
   'Zone names are 1 to 64 of A-Z a-z 0-9 _ . -.',
 );

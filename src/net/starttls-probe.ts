@@ -47,7 +47,7 @@ export interface CertificateFacts {
    * The chain as presented, leaf first, each certificate DER-encoded: `check` matches TLSA records
    * against it (RFC 6698 §2.1). Bounded by what one TLS handshake carries.
    */
-  chainDer: Buffer[];
+  chainDer?: Buffer[];
 }
 
 export type StartTlsProbe =

@@ -17,7 +17,7 @@ describe('config', () => {
     expect(c.fetch.allow_private_addresses).toBe(false);
     expect(c.dns.servers).toEqual([]);
     expect(c.resolver.answer_deadline_ms).toBe(DEFAULTS.resolver.answer_deadline_ms);
-    expect(c.zones.default).toEqual({ strict_testing: false, tlsrpt: 'auto' });
+    expect(c.zones.default).toEqual({ strict_testing: false, tlsrpt: 'auto', dane: 'auto' });
   });
 
   it('reads the keys DESIGN.md promises', () => {
@@ -42,7 +42,7 @@ zones:
     expect(c.fetch).toMatchObject({ ca_file: '/etc/ssl/lab.pem', allow_private_addresses: true });
     expect(c.cache.store).toBe('memory');
     // Named zones inherit what the default zone sets.
-    expect(c.zones.strict).toEqual({ strict_testing: true, tlsrpt: true });
+    expect(c.zones.strict).toEqual({ strict_testing: true, tlsrpt: true, dane: 'auto' });
   });
 
   it.each<[string, string, RegExp]>([

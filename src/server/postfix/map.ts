@@ -5,12 +5,16 @@
 import type { Logger } from 'pino';
 import { SOCKETMAP } from '../../config/defaults.js';
 import type { ZoneConfig } from '../../config/schema.js';
-import { NOTFOUND, postfixAnswer, type AnswerOptions } from '../../answer/postfix.js';
+import { DANE_ONLY_REPLY, DANE_REPLY, NOTFOUND, postfixAnswer, postfixDaneAnswer, type AnswerOptions } from '../../answer/postfix.js';
 import { verdictOf } from '../../answer/verdict.js';
+import type { DaneResult } from '../../resolver/dane.js';
 import type { CacheEntry } from '../../cache/store.js';
 import type { LookupResult, PolicyLookup } from '../../resolver/types.js';
 import { keySkipReason, normalizeDomainKey, type KeySkipReason } from '../../sts/domain.js';
 import type { SocketmapHandler } from './session.js';
+
+/** A zone's settings as the handler reads them; without `dane` (a caller that predates it) DANE is off. */
+export type MapZone = Pick<ZoneConfig, 'strict_testing' | 'tlsrpt'> & Partial<Pick<ZoneConfig, 'dane'>>;
 
 /** What the handler needs besides the resolver and the zones. */
 export interface PostfixMapOptions {
@@ -20,6 +24,21 @@ export interface PostfixMapOptions {
   onSkippedKey?: (reason: KeySkipReason) => void;
   /** Skipped keys at debug; replies shortened to fit maxReplyBytes at info (TLSRPT) or warn. */
   logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+  /**
+   * The DANE branch (src/resolver/dane.ts), asked for every domain of a zone with `dane: auto` while
+   * `active()` (the resolver validates DNSSEC); without it, or inactive, replies are MTA-STS only.
+   */
+  dane?: DaneLookup;
+}
+
+/** What the handler needs of the DANE branch. */
+export interface DaneLookup {
+  /** False while the resolver is not known to validate DNSSEC: nothing about DANE can be told then. */
+  active(): boolean;
+  /** Never rejects; a failure is a `temp` result. */
+  lookup(domain: string): Promise<DaneResult>;
+  /** An unexpired cached result, else undefined. */
+  lookupHot(domain: string): DaneResult | undefined;
 }
 
 /** A PolicyLookup that can also answer from memory at once (Resolver.lookupHot). */
@@ -37,6 +56,8 @@ const MEMO_SLOTS = 1024;
 
 interface Zone {
   options: AnswerOptions;
+  /** `zones.NAME.dane: auto`: DANE first (RFC 8461 §2), when options.dane is active. */
+  dane: boolean;
   /** The cache entry each slot's reply was formatted from (entries are replaced, never changed). */
   memoEntries: Array<CacheEntry | undefined>;
   memoReplies: string[];
@@ -56,7 +77,7 @@ function memoSlot(domain: string): number {
  */
 export function postfixMapHandler(
   resolver: PolicyLookup | HotPolicyLookup,
-  zones: Record<string, ZoneConfig>,
+  zones: Record<string, MapZone>,
   options: PostfixMapOptions = {},
 ): SocketmapHandler {
   const { onSkippedKey, logger } = options;
@@ -69,12 +90,14 @@ export function postfixMapHandler(
         tlsrpt: zone.tlsrpt === true,
         maxReplyBytes: options.maxReplyBytes ?? SOCKETMAP.MAX_REPLY_BYTES,
       },
+      dane: zone.dane === 'auto',
       memoEntries: new Array<CacheEntry | undefined>(MEMO_SLOTS).fill(undefined),
       memoReplies: new Array<string>(MEMO_SLOTS).fill(''),
     });
   }
   const fallback = byName.get('default')!;
   const hot = 'lookupHot' in resolver ? resolver : undefined;
+  const dane = options.dane;
 
   return (name, key) => {
     // DESIGN.md: the socketmap name selects a zone; unknown names use the default zone.
@@ -88,10 +111,31 @@ export function postfixMapHandler(
       logger?.debug({ key, reason, ...(k.kind === 'invalid' ? { why: k.why } : {}) }, 'socketmap: key has no policy to look up');
       return NOTFOUND;
     }
+    if (zone.dane && dane?.active()) return withDane(k.domain, zone, dane);
     const known = hot?.lookupHot(k.domain);
     if (known !== undefined) return replyOf(known, zone);
     return resolver.lookup(k.domain).then((result) => replyOf(result, zone));
   };
+
+  /**
+   * DANE and MTA-STS looked up side by side (each with its own cache), the reply made from both every
+   * time (src/answer/postfix.ts postfixDaneAnswer): a fresher DANE result takes effect at once.
+   */
+  function withDane(domain: string, zone: Zone, d: DaneLookup): string | Promise<string> {
+    const daneKnown = d.lookupHot(domain);
+    // Where DANE applies the MTA-STS policy does not matter to the reply: no need to wait for it.
+    if (daneKnown?.state === 'dane-only') return DANE_ONLY_REPLY;
+    if (daneKnown?.state === 'dane') return DANE_REPLY;
+    const stsKnown = hot?.lookupHot(domain);
+    if (daneKnown !== undefined && stsKnown !== undefined) return combine(daneKnown, stsKnown, zone);
+    return Promise.all([daneKnown ?? d.lookup(domain), stsKnown ?? resolver.lookup(domain)]).then(([daneResult, sts]) => combine(daneResult, sts, zone));
+  }
+
+  function combine(daneResult: DaneResult, sts: LookupResult, zone: Zone): string {
+    // DANE proven absent (or null MX): the MTA-STS reply, through the memo as without DANE.
+    if (daneResult.state === 'none' || daneResult.state === 'null-mx') return replyOf(sts, zone);
+    return postfixDaneAnswer(daneResult.state, verdictOf(sts), zone.options).reply;
+  }
 
   function replyOf(result: LookupResult, zone: Zone): string {
     if (result.kind === 'none') return NOTFOUND;
