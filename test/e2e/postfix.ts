@@ -60,7 +60,7 @@ const DIRECTORY_PARAMETERS = ['command_directory', 'daemon_directory', 'meta_dir
  * A tree made by `make non-interactive-package install_root=ROOT` is such a root: its binaries still
  * default to /usr/sbin, /usr/libexec/postfix and /etc/postfix, so main.cf moves those below ROOT.
  */
-function installAt(root: string, label: (version: string) => string): PostfixInstall {
+export function installAt(root: string, label: (version: string) => string = (v) => `Postfix ${v} (${root})`): PostfixInstall {
   const postconf = root === '' ? 'postconf' : join(root, 'usr', 'sbin', 'postconf');
   if (root !== '' && !existsSync(postconf)) {
     throw new Error(`e2e postfix: no ${postconf}; build it with: bash scripts/postfix-lab.sh (scripts/test does)`);
