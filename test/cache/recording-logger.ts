@@ -1,4 +1,4 @@
-import type { StoreLogger } from '../../src/cache/open-store.js';
+import type { StoreLogger } from '../../src/cache/store.js';
 
 export interface LogLine {
   level: 'info' | 'warn' | 'error';

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StoreLogger } from '../../src/cache/open-store.js';
+import type { StoreLogger } from '../../src/cache/store.js';
 import { SqliteStore } from '../../src/cache/sqlite-store.js';
 import { makeEntry } from './store-contract.js';
 
