@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnssecLab, type DnssecLab, type SignedZone } from '../lab/dnssec-lab.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
-import { freePort, startSidecar, type Sidecar } from '../lab/sidecar.js';
+import { join } from 'node:path';
+import { freePort, runCli, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { connectSocketmap, type SocketmapClient } from '../lab/socketmap-client.js';
 
 const TLSA = `3 1 1 ${'c'.repeat(64)}`;
@@ -104,4 +105,35 @@ describe('the daemon answers DANE first', () => {
     expect(await client.query('postfix', 'both.test')).toBe('OK dane-only');
     expect(await client.query('postfix', 'stsonly.test')).toBe('OK secure match=mx1.stsonly.test servername=hostname');
   });
+});
+
+describe('query shows the DANE state', () => {
+  const query = (...args: string[]) => runCli(['query', ...args, '--config', join(sidecar.dir, 'config.yml')], { timeoutMs: 30_000 });
+
+  it('both.test: dane-only, per MX host the records, and the reply', async () => {
+    const r = await query('both.test');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^dane: +dane-only \(all-usable\)/m);
+    expect(r.stdout).toMatch(/^dane mx1\.both\.test: +usable, 1 of 1 usable: 3 1 1 c{64}/m);
+    expect(r.stdout).toMatch(/^postfix: +"OK dane-only"/m);
+  }, 30_000);
+
+  it('--json: the DANE finding beside the policy', async () => {
+    const r = await query('mixed.test', '--json');
+    const j = JSON.parse(r.stdout) as { dane: { state: string; hosts: Array<{ name: string; state: string }> }; postfix: string };
+    expect(j.dane).toMatchObject({ checked: true, state: 'dane', hosts: [{ name: 'mx1.mixed.test', state: 'usable' }, { name: 'mx2.mixed.test', state: 'no-tlsa' }] });
+    expect(j.postfix).toBe('OK dane');
+  }, 30_000);
+
+  it('a failed DANE lookup: TEMP, exit status 1', async () => {
+    const r = await query('hostbogus.test');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^dane: +temp \(host-lookup-failed\)/m);
+    expect(r.stdout).toMatch(/^postfix: +"TEMP DANE lookup failed/m);
+  }, 30_000);
+
+  it('zone dane: off says so', async () => {
+    const r = await query('both.test', '--zone', 'nodane');
+    expect(r.stdout).toMatch(/^dane: +not checked: the zone says dane: off/m);
+  }, 30_000);
 });
