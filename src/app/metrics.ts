@@ -4,7 +4,7 @@
  * the live objects (policies by mode, open connections). Every label has a closed set of values: zone
  * names come from the config, never from a request, so a client cannot grow the series count.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { Metric, Registry } from 'prom-client';
 import { REASONS } from '../errors.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
@@ -14,6 +14,8 @@ import type { EximHandler } from '../server/exim/session.js';
 import type { SocketmapHandler } from '../server/postfix/session.js';
 
 export const METRIC_PREFIX = 'mta_sts_sidecar_';
+/** prom-client's Registry.PROMETHEUS_CONTENT_TYPE (text format 0.0.4), before prom-client is loaded. */
+const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** What a reply told the MTA, from its first word (socketmap(5): OK, NOTFOUND, PERM, TEMP). */
 export type AnswerClass = 'secure' | 'notfound' | 'perm' | 'temp';
@@ -99,8 +101,64 @@ export function eximAnswerClass(reply: string): AnswerClass {
 const TEMP_INDEX = ANSWER_CLASSES.indexOf('temp');
 const answerIndex = (reply: string): number => ANSWER_CLASSES.indexOf(answerClass(reply));
 
+type Labels = Record<string, string | number>;
+type Sample = { labels: Labels; value: number; metricName?: string };
+/** What prom-client's Registry reads from a metric at scrape (Registry.registerMetric calls get()). */
+interface Exported {
+  readonly name: string;
+  get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }>;
+}
+
+/**
+ * A counter or gauge kept in plain numbers and exported through the registry in prom-client's format:
+ * inc() is a Map lookup and an addition, and the daemon need not load prom-client until /metrics is
+ * first scraped (prom-client alone is about 11 MiB of RSS: BENCHMARKS.md, "Footprint").
+ */
+class PlainSeries<L extends string> implements Exported {
+  readonly aggregator = 'sum';
+  private readonly all = new Map<string, { labels: Labels; value: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+    private readonly labelNames: readonly L[],
+    /** Called at scrape before the values are read (gauges that ask live objects). */
+    private readonly collect?: (self: PlainSeries<L>) => void,
+  ) {}
+
+  inc(labels: Partial<Record<L, string>> = {}, by = 1): void {
+    const key = this.labelNames.map((n) => labels[n]).join('\u0000');
+    const s = this.all.get(key);
+    if (s !== undefined) s.value += by;
+    else this.all.set(key, { labels: this.labelsOf(labels), value: by });
+  }
+
+  set(labels: Partial<Record<L, string>>, value: number): void {
+    const key = this.labelNames.map((n) => labels[n]).join('\u0000');
+    const s = this.all.get(key);
+    if (s !== undefined) s.value = value;
+    else this.all.set(key, { labels: this.labelsOf(labels), value });
+  }
+
+  reset(): void {
+    this.all.clear();
+  }
+
+  async get() {
+    this.collect?.(this);
+    const values = [...this.all.values()].map((s) => ({ labels: s.labels, value: s.value }));
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  private labelsOf(labels: Partial<Record<L, string>>): Labels {
+    const out: Labels = {};
+    for (const n of this.labelNames) if (labels[n] !== undefined) out[n] = labels[n]!;
+    return out;
+  }
+}
+
 /** Adds the pending per-tier counts (0 memory, 1 store) to a tier counter and clears them. */
-function moveTierCounts(counter: Counter<'tier'>, pending: Float64Array): void {
+function moveTierCounts(counter: PlainSeries<'tier'>, pending: Float64Array): void {
   for (let i = 0; i < CACHE_TIERS.length; i++) {
     if (pending[i]! > 0) counter.inc({ tier: CACHE_TIERS[i]! }, pending[i]!);
     pending[i] = 0;
@@ -128,7 +186,7 @@ class HistogramSeries {
  * A histogram with one label whose observations are plain-number updates, exported through the
  * registry in prom-client's format (a custom collector: Registry.registerMetric calls get() at scrape).
  */
-class AccumulatedHistogram {
+class AccumulatedHistogram implements Exported {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   private readonly all = new Map<string, HistogramSeries>();
@@ -165,8 +223,17 @@ class AccumulatedHistogram {
   }
 }
 
+/**
+ * The daemon's metrics. Everything is counted in plain numbers (the answer path pays a few additions);
+ * prom-client, its registry and its process metrics are loaded when /metrics is first scraped, so a
+ * daemon whose `http.listen` is empty never loads them (BENCHMARKS.md, "Footprint"). The process
+ * metrics' GC and event-loop-lag series start at that first scrape.
+ */
 export class Metrics {
-  readonly registry = new Registry();
+  private registry: Registry | undefined;
+  private building: Promise<Registry> | undefined;
+  /** Every exported metric, in exposition order. */
+  private readonly exported: Exported[] = [];
   /** Pass to the resolver (startDaemon does). */
   readonly observer: ResolverObserver;
   private sources: MetricSources = {};
@@ -175,125 +242,97 @@ export class Metrics {
   /** Cache hits and misses since the last scrape, by tier (0 memory, 1 store). */
   private readonly pendingHits = new Float64Array(2);
   private readonly pendingMisses = new Float64Array(2);
-  private readonly queries: Counter<'protocol' | 'answer' | 'zone'>;
+  private readonly queries: PlainSeries<'protocol' | 'answer' | 'zone'>;
   private readonly answerSeconds: AccumulatedHistogram;
-  private readonly cacheHits: Counter<'tier'>;
-  private readonly cacheMisses: Counter<'tier'>;
-  private readonly fetches: Counter<'outcome'>;
-  private readonly refreshes: Counter<'outcome'>;
-  private readonly policyEvents: Counter<'event'>;
-  private readonly reloads: Counter<'result'>;
-  private readonly skippedKeys: Counter<'protocol' | 'reason'>;
-  private readonly overloads: Counter;
-  private readonly deviations: Counter<'rule'>;
+  private readonly cacheHits: PlainSeries<'tier'>;
+  private readonly cacheMisses: PlainSeries<'tier'>;
+  private readonly fetches: PlainSeries<'outcome'>;
+  private readonly refreshes: PlainSeries<'outcome'>;
+  private readonly policyEvents: PlainSeries<'event'>;
+  private readonly reloads: PlainSeries<'result'>;
+  private readonly skippedKeys: PlainSeries<'protocol' | 'reason'>;
+  private readonly overloads: PlainSeries<never>;
+  private readonly deviations: PlainSeries<'rule'>;
+  private readonly processMetrics: boolean;
 
   constructor(options: MetricsOptions = {}) {
-    const registers = [this.registry];
+    this.processMetrics = options.processMetrics ?? true;
     const p = METRIC_PREFIX;
     const pendingQueries = this.pendingQueries;
-    this.queries = new Counter({
-      name: `${p}queries_total`,
-      help: 'Lookups answered, by protocol, answer class (secure, notfound, perm, temp) and configured zone',
-      labelNames: ['protocol', 'answer', 'zone'],
-      registers,
-      collect() {
-        for (const [protocol, byZone] of pendingQueries) {
-          for (const [zone, counts] of byZone) {
-            for (let i = 0; i < ANSWER_CLASSES.length; i++) {
-              if (counts[i]! > 0) this.inc({ protocol, answer: ANSWER_CLASSES[i]!, zone }, counts[i]!);
-              counts[i] = 0;
+    const add = <M extends Exported>(m: M): M => {
+      this.exported.push(m);
+      return m;
+    };
+    this.queries = add(
+      new PlainSeries(
+        `${p}queries_total`,
+        'Lookups answered, by protocol, answer class (secure, notfound, perm, temp) and configured zone',
+        'counter',
+        ['protocol', 'answer', 'zone'],
+        (self) => {
+          for (const [protocol, byZone] of pendingQueries) {
+            for (const [zone, counts] of byZone) {
+              for (let i = 0; i < ANSWER_CLASSES.length; i++) {
+                if (counts[i]! > 0) self.inc({ protocol, answer: ANSWER_CLASSES[i]!, zone }, counts[i]!);
+                counts[i] = 0;
+              }
             }
           }
-        }
-      },
-    });
-    this.answerSeconds = new AccumulatedHistogram(`${p}answer_duration_seconds`, 'Time from a parsed request to its reply', 'protocol', ANSWER_SECONDS_BUCKETS);
-    this.registry.registerMetric(this.answerSeconds as unknown as Metric);
+        },
+      ),
+    );
+    this.answerSeconds = add(new AccumulatedHistogram(`${p}answer_duration_seconds`, 'Time from a parsed request to its reply', 'protocol', ANSWER_SECONDS_BUCKETS));
     // Counted per lookup in plain numbers (pendingHits/pendingMisses, index 0 memory, 1 store) and moved
-    // into the counters when scraped: prom-client costs about a microsecond per inc().
+    // into the series when scraped.
     const pendingHits = this.pendingHits;
     const pendingMisses = this.pendingMisses;
-    this.cacheHits = new Counter({
-      name: `${p}cache_hits_total`,
-      help: 'Lookups answered by a cache tier (memory includes remembered absences)',
-      labelNames: ['tier'],
-      registers,
-      collect() {
-        moveTierCounts(this, pendingHits);
-      },
-    });
-    this.cacheMisses = new Counter({
-      name: `${p}cache_misses_total`,
-      help: 'Lookups a cache tier could not answer',
-      labelNames: ['tier'],
-      registers,
-      collect() {
-        moveTierCounts(this, pendingMisses);
-      },
-    });
-    this.fetches = new Counter({
-      name: `${p}fetches_total`,
-      help: 'Policy discoveries and fetches, by outcome: ok or the failure class (see docs/errors.md)',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.refreshes = new Counter({
-      name: `${p}refreshes_total`,
-      help: 'Re-checks of cached policies, by outcome',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.policyEvents = new Counter({
-      name: `${p}policy_updates_total`,
-      help: 'Policies stored (learned, changed or refetched) by mode, or dropped at expiry (mode="expired")',
-      labelNames: ['event'],
-      registers,
-    });
-    this.reloads = new Counter({
-      name: `${p}config_reloads_total`,
-      help: 'SIGHUP config reloads, by result',
-      labelNames: ['result'],
-      registers,
-    });
-    this.skippedKeys = new Counter({
-      name: `${p}skipped_keys_total`,
-      help: 'Keys answered NOTFOUND (Exim: mode=none) without a lookup: nothing MTA-STS can apply to (src/sts/domain.ts KEY_SKIP_REASONS)',
-      labelNames: ['protocol', 'reason'],
-      registers,
-    });
-    this.overloads = new Counter({
-      name: `${p}resolver_overloads_total`,
-      help: 'Lookups answered from cache or NOTFOUND at once because resolver.max_pending resolutions were under way',
-      registers,
-    });
-    this.deviations = new Counter({
-      name: `${p}policy_deviations_total`,
-      help: 'Newly learned or changed policies accepted only by forgiving a deviation from RFC 8461 §3.2, by rule (docs/decisions.md)',
-      labelNames: ['rule'],
-      registers,
-    });
+    this.cacheHits = add(
+      new PlainSeries(`${p}cache_hits_total`, 'Lookups answered by a cache tier (memory includes remembered absences)', 'counter', ['tier'], (self) =>
+        moveTierCounts(self, pendingHits),
+      ),
+    );
+    this.cacheMisses = add(
+      new PlainSeries(`${p}cache_misses_total`, 'Lookups a cache tier could not answer', 'counter', ['tier'], (self) => moveTierCounts(self, pendingMisses)),
+    );
+    this.fetches = add(new PlainSeries(`${p}fetches_total`, 'Policy discoveries and fetches, by outcome: ok or the failure class (see docs/errors.md)', 'counter', ['outcome']));
+    this.refreshes = add(new PlainSeries(`${p}refreshes_total`, 'Re-checks of cached policies, by outcome', 'counter', ['outcome']));
+    this.policyEvents = add(
+      new PlainSeries(`${p}policy_updates_total`, 'Policies stored (learned, changed or refetched) by mode, or dropped at expiry (mode="expired")', 'counter', ['event']),
+    );
+    this.reloads = add(new PlainSeries(`${p}config_reloads_total`, 'SIGHUP config reloads, by result', 'counter', ['result']));
+    this.skippedKeys = add(
+      new PlainSeries(
+        `${p}skipped_keys_total`,
+        'Keys answered NOTFOUND (Exim: mode=none) without a lookup: nothing MTA-STS can apply to (src/sts/domain.ts KEY_SKIP_REASONS)',
+        'counter',
+        ['protocol', 'reason'],
+      ),
+    );
+    this.overloads = add(
+      new PlainSeries<never>(`${p}resolver_overloads_total`, 'Lookups answered from cache or NOTFOUND at once because resolver.max_pending resolutions were under way', 'counter', []),
+    );
+    this.overloads.inc({}, 0);
+    this.deviations = add(
+      new PlainSeries(
+        `${p}policy_deviations_total`,
+        'Newly learned or changed policies accepted only by forgiving a deviation from RFC 8461 §3.2, by rule (docs/decisions.md)',
+        'counter',
+        ['rule'],
+      ),
+    );
     for (const rule of DEVIATION_RULES) this.deviations.inc({ rule }, 0);
-    const self = this;
-    new Gauge({
-      name: `${p}policies`,
-      help: 'Cached policies in the memory tier, by mode',
-      labelNames: ['mode'],
-      registers,
-      collect() {
-        const counts = self.sources.policyCounts?.();
-        for (const mode of MODES) this.set({ mode }, counts?.[mode] ?? 0);
-      },
-    });
-    new Gauge({
-      name: `${p}open_connections`,
-      help: 'Client connections open now, by protocol',
-      labelNames: ['protocol'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [protocol, n] of Object.entries(self.sources.connections?.() ?? {})) this.set({ protocol }, n);
-      },
-    });
+    add(
+      new PlainSeries(`${p}policies`, 'Cached policies in the memory tier, by mode', 'gauge', ['mode'], (self) => {
+        const counts = this.sources.policyCounts?.();
+        for (const mode of MODES) self.set({ mode }, counts?.[mode] ?? 0);
+      }),
+    );
+    add(
+      new PlainSeries(`${p}open_connections`, 'Client connections open now, by protocol', 'gauge', ['protocol'], (self) => {
+        self.reset();
+        for (const [protocol, n] of Object.entries(this.sources.connections?.() ?? {})) self.set({ protocol }, n);
+      }),
+    );
 
     // Series that exist from the start, so rate() and absent() work before the first event.
     for (const outcome of FETCH_OUTCOMES) this.fetches.inc({ outcome }, 0);
@@ -303,7 +342,6 @@ export class Metrics {
       this.cacheMisses.inc({ tier }, 0);
     }
     for (const result of ['ok', 'failed']) this.reloads.inc({ result }, 0);
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
 
     this.observer = {
       // The same counts as cacheOutcomes(tier), without an allocation per lookup.
@@ -410,13 +448,23 @@ export class Metrics {
     this.reloads.inc({ result });
   }
 
-  /** The text exposition format, as served on /metrics. */
-  render(): Promise<string> {
+  /** The text exposition format, as served on /metrics. The first call loads prom-client. */
+  async render(): Promise<string> {
+    this.registry ??= await (this.building ??= this.build());
     return this.registry.metrics();
   }
 
+  /** The exposition's content type (prom-client's text format 0.0.4). */
   get contentType(): string {
-    return this.registry.contentType;
+    return this.registry?.contentType ?? PROMETHEUS_TEXT_CONTENT_TYPE;
+  }
+
+  private async build(): Promise<Registry> {
+    const { Registry, collectDefaultMetrics } = await import('prom-client');
+    const registry = new Registry();
+    for (const m of this.exported) registry.registerMetric(m as unknown as Metric);
+    if (this.processMetrics) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+    return registry;
   }
 }
 

@@ -5,8 +5,6 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
-import { RedisStore } from './redis-store.js';
-import { SqliteStore } from './sqlite-store.js';
 import type { PolicyStore, StoreKind, StoreLogger } from './store.js';
 
 /** `cache.store`, `cache.path`, `cache.redis_url`, `cache.store_max_bytes`. */
@@ -39,10 +37,16 @@ export async function openStore(config: StoreConfig, logger: StoreLogger): Promi
   switch (config.store) {
     case 'memory':
       return new MemoryStore({ maxBytes: config.maxBytes });
-    case 'sqlite':
+    // Each store's client is imported only when configured: ioredis alone is about 19 MiB of RSS and
+    // better-sqlite3 about 5 (BENCHMARKS.md, "Footprint"), and most daemons use one store.
+    case 'sqlite': {
+      const { SqliteStore } = await import('./sqlite-store.js');
       return new SqliteStore({ path: config.path, logger, maxBytes: config.maxBytes });
-    case 'redis':
+    }
+    case 'redis': {
+      const { RedisStore } = await import('./redis-store.js');
       return RedisStore.open({ url: config.redisUrl, logger });
+    }
     default:
       throw new ConfigError('cache.store', `must be one of sqlite, memory, redis (got ${JSON.stringify(kind)})`);
   }

@@ -8,8 +8,6 @@ import { clearLine, cursorTo } from 'node:readline';
 import { WriteStream } from 'node:tty';
 import { styleText } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../config/load.js';
-import { CHECK_DEFAULTS, assembleCheck, runCheck } from '../check/run-check.js';
 import type { CheckReport, Status, Step } from '../check/types.js';
 import { normalizeDomainKey } from '../sts/domain.js';
 
@@ -18,7 +16,8 @@ export const CHECK_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 export interface CheckCommandOptions {
   config?: string;
   json: boolean;
-  smtpTimeout: number;
+  /** Default CHECK_DEFAULTS.smtp_timeout_ms. */
+  smtpTimeout?: number;
 }
 
 export interface CheckIo {
@@ -38,7 +37,9 @@ export function registerCheck(program: Command): void {
     .argument('<domain>', 'the domain to check')
     .option('-c, --config <file>', 'YAML config file (dns.servers, fetch.ca_file, fetch.allow_private_addresses, timeouts)')
     .option('--json', 'print the report as JSON', false)
-    .option('--smtp-timeout <ms>', 'deadline of each STARTTLS probe, in milliseconds', wholeMs, CHECK_DEFAULTS.smtp_timeout_ms)
+    // No default value here: it is CHECK_DEFAULTS.smtp_timeout_ms, and src/check (the STARTTLS prober,
+    // DANE, undici) is loaded only when `check` runs.
+    .option('--smtp-timeout <ms>', 'deadline of each STARTTLS probe, in milliseconds (default: 30000)', wholeMs)
     // Usage errors exit 2, so that scripts can tell "the domain fails" (1) from "the check did not run".
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(CHECK_EXIT.usage, err.code, err.message);
@@ -62,9 +63,13 @@ export async function runCheckCommand(key: string, opts: CheckCommandOptions, io
     io.error(`mta-sts-sidecar: check: invalid domain ${JSON.stringify(key)}: ${why}`);
     return CHECK_EXIT.usage;
   }
+  const [{ CHECK_DEFAULTS, assembleCheck, runCheck }, { loadConfig }] = await Promise.all([
+    import('../check/run-check.js'),
+    import('../config/load.js'),
+  ]);
   let assembled: ReturnType<typeof assembleCheck>;
   try {
-    assembled = assembleCheck(loadConfig(opts.config), opts.smtpTimeout);
+    assembled = assembleCheck(loadConfig(opts.config), opts.smtpTimeout ?? CHECK_DEFAULTS.smtp_timeout_ms);
   } catch (err) {
     io.error(`mta-sts-sidecar: ${(err as Error).message}`);
     return CHECK_EXIT.usage;
