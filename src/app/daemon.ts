@@ -102,7 +102,9 @@ export class Daemon {
     this.postfixHandler = () => Promise.reject(new Error('the daemon is not started'));
     const countedPostfix = this.metrics.countReplies('socketmap', (name, key) => this.postfixHandler(name, key), (name) => this.zoneOf(name));
     this.onSkippedPostfixKey = this.metrics.skippedKeyCounter('socketmap');
-    const exim = this.metrics.countEximReplies(eximLookupHandler(this.lookup, { onSkippedKey: this.metrics.skippedKeyCounter('exim') }));
+    // Exim has no zones: the default zone's `dane` decides whether its policy replies carry dane=yes|no.
+    const eximDane: DaneLookup = { ...this.daneLookup, active: () => this.current?.zones[DEFAULT_ZONE]?.dane === 'auto' && this.daneLookup.active() };
+    const exim = this.metrics.countEximReplies(eximLookupHandler(this.lookup, { onSkippedKey: this.metrics.skippedKeyCounter('exim'), dane: eximDane }));
     const onHttp = httpConnectionHandler(
       { metrics: async () => ({ body: await this.metrics.render(), contentType: this.metrics.contentType }), readiness: () => this.readiness() },
       logger,

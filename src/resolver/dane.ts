@@ -112,6 +112,16 @@ export const DANE_DEFAULTS: DaneOptions = {
   tempTtlMs: 10_000,
 };
 
+/** What the protocol handlers need of the DANE branch (src/server/postfix/map.ts, src/server/exim/lookup.ts). */
+export interface DaneLookup {
+  /** False while the resolver is not known to validate DNSSEC: nothing about DANE can be told then. */
+  active(): boolean;
+  /** Never rejects; a failure is a `temp` result. */
+  lookup(domain: string): Promise<DaneResult>;
+  /** An unexpired cached result, else undefined. */
+  lookupHot(domain: string): DaneResult | undefined;
+}
+
 /** Told of every resolution (not of cache hits): for the DANE lookup outcome counter and logs. */
 export type DaneObserver = (result: DaneResult) => void;
 

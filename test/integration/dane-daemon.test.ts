@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnssecLab, type DnssecLab, type SignedZone } from '../lab/dnssec-lab.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, runCli, startSidecar, type Sidecar } from '../lab/sidecar.js';
 import { connectSocketmap, type SocketmapClient } from '../lab/socketmap-client.js';
@@ -20,6 +21,19 @@ let web: PolicyServer;
 let webAddress: string;
 let sidecar: Sidecar;
 let client: SocketmapClient;
+let eximPort: number;
+
+/** One Exim request line, as `${readsocket}` sends it; the daemon answers one line and closes. */
+function exim(request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(eximPort, '127.0.0.1');
+    let reply = '';
+    socket.on('data', (b: Buffer) => (reply += b.toString()));
+    socket.on('end', () => resolve(reply));
+    socket.on('error', reject);
+    socket.write(`${request}\n`);
+  });
+}
 
 /** A signed zone with an MTA-STS policy (TXT + policy host), MX hosts, and TLSA on some of them. */
 function zone(mx: Array<[host: string, tlsa: boolean]>, options: { sts?: boolean; signing?: SignedZone['signing'] } = {}): SignedZone {
@@ -57,9 +71,11 @@ beforeAll(async () => {
   web.setRoute('mta-sts.insecure.test', { body: enforce('mx1.insecure.test') });
   web.setRoute('mta-sts.hostbogus.test', { body: enforce('mx1.bogus.test') });
   const port = await freePort();
+  eximPort = await freePort();
   sidecar = await startSidecar(
     `
 socketmap: { listen: ["tcp:127.0.0.1:${port}"] }
+exim: { listen: ["tcp:127.0.0.1:${eximPort}"] }
 dns: { servers: ["${lab.resolver}"], timeout_ms: 2000, tries: 1 }
 fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 3000 }
 cache: { store: memory }
@@ -135,5 +151,16 @@ describe('query shows the DANE state', () => {
   it('zone dane: off says so', async () => {
     const r = await query('both.test', '--zone', 'nodane');
     expect(r.stdout).toMatch(/^dane: +not checked: the zone says dane: off/m);
+  }, 30_000);
+});
+
+describe('Exim: policy replies carry dane=yes|no', () => {
+  const table: Array<[domain: string, reply: string, rule: string]> = [
+    ['both.test', 'mode=enforce mx=other.example.net id=1 max_age=86400 dane=yes\n', 'DANE applies: Exim own DANE decides'],
+    ['stsonly.test', 'mode=enforce mx=mx1.stsonly.test id=1 max_age=86400 dane=no\n', 'DANE proven absent: the MTA-STS MX list applies'],
+    ['hostbogus-nosts.test', 'mode=none reason=no-record dane=yes\n', 'a failed DANE lookup: not ruled out, Exim own DANE meets it'],
+  ];
+  it.each(table)('policy %s -> %j: %s', async (domain, reply) => {
+    expect(await exim(`policy ${domain}`)).toBe(reply);
   }, 30_000);
 });

@@ -4,6 +4,8 @@
  */
 import type { Logger } from 'pino';
 import { eximMxAllowed, eximMxReply, eximPolicyReply, eximVerdictOf, type EximVerdict } from '../../answer/exim.js';
+import type { DaneVerdict } from '../../answer/postfix.js';
+import type { DaneLookup } from '../../resolver/dane.js';
 import type { PolicyLookup } from '../../resolver/types.js';
 import { keySkipReason, normalizeDomainKey, type KeySkipReason } from '../../sts/domain.js';
 import { asciiLower, patternText } from '../../sts/mx.js';
@@ -13,10 +15,23 @@ import type { EximHandler } from './session.js';
 export interface EximLookupOptions {
   /** Told of every domain answered `mode=none` because it has no policy to look up (a counter by reason). */
   onSkippedKey?: (reason: KeySkipReason) => void;
+  /**
+   * The DANE branch: when given and active, `policy` replies gain `dane=yes|no` (src/answer/exim.ts), so
+   * the contrib router leaves DANE domains to Exim's own DANE (RFC 8461 §2). Exim has no zones: the
+   * composition root decides from the default zone's `dane` whether to pass it.
+   */
+  dane?: DaneLookup;
 }
 
 export function eximLookupHandler(resolver: PolicyLookup, options: EximLookupOptions = {}): EximHandler {
-  const { onSkippedKey } = options;
+  const { onSkippedKey, dane } = options;
+  /** The domain's DANE state for the reply, `off` when DANE is not looked at (or the key is no domain). */
+  const daneFor = async (key: string): Promise<DaneVerdict> => {
+    if (dane === undefined || !dane.active()) return 'off';
+    const k = normalizeDomainKey(key);
+    if (k.kind !== 'domain') return 'off';
+    return (dane.lookupHot(k.domain) ?? (await dane.lookup(k.domain))).state;
+  };
   const verdictFor = async (key: string, log: Logger): Promise<EximVerdict> => {
     // Exim's $domain goes through the same normalisation as a Postfix key (docs/decisions.md "Lookup
     // keys"): a key with no policy to look up is `mode=none reason=<class>`, never an error.
@@ -44,6 +59,7 @@ export function eximLookupHandler(resolver: PolicyLookup, options: EximLookupOpt
       }
       return eximMxReply(verdict, host);
     }
-    return eximPolicyReply(await verdictFor(request.domain, log));
+    const [verdict, daneState] = await Promise.all([verdictFor(request.domain, log), daneFor(request.domain)]);
+    return eximPolicyReply(verdict, daneState);
   };
 }

@@ -7,7 +7,7 @@ import { SOCKETMAP } from '../../config/defaults.js';
 import type { ZoneConfig } from '../../config/schema.js';
 import { DANE_ONLY_REPLY, DANE_REPLY, NOTFOUND, postfixAnswer, postfixDaneAnswer, type AnswerOptions } from '../../answer/postfix.js';
 import { verdictOf } from '../../answer/verdict.js';
-import type { DaneResult } from '../../resolver/dane.js';
+import type { DaneLookup, DaneResult } from '../../resolver/dane.js';
 import type { CacheEntry } from '../../cache/store.js';
 import type { LookupResult, PolicyLookup } from '../../resolver/types.js';
 import { keySkipReason, normalizeDomainKey, type KeySkipReason } from '../../sts/domain.js';
@@ -31,15 +31,8 @@ export interface PostfixMapOptions {
   dane?: DaneLookup;
 }
 
-/** What the handler needs of the DANE branch. */
-export interface DaneLookup {
-  /** False while the resolver is not known to validate DNSSEC: nothing about DANE can be told then. */
-  active(): boolean;
-  /** Never rejects; a failure is a `temp` result. */
-  lookup(domain: string): Promise<DaneResult>;
-  /** An unexpired cached result, else undefined. */
-  lookupHot(domain: string): DaneResult | undefined;
-}
+/** What the handler needs of the DANE branch (declared beside it: the Exim handler takes the same). */
+export type { DaneLookup } from '../../resolver/dane.js';
 
 /** A PolicyLookup that can also answer from memory at once (Resolver.lookupHot). */
 export interface HotPolicyLookup extends PolicyLookup {
