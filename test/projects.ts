@@ -33,6 +33,7 @@ export const PROJECTS = {
   ],
   integration: [
     'test/integration/',
+    'test/cache/postgres-store.test.ts',
     'test/cache/redis-store.test.ts',
     'test/cache/sqlite-store-crash.test.ts',
     'test/fuzz/exim.fuzz.test.ts',

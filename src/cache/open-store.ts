@@ -2,18 +2,32 @@
  * The one place that turns `cache.*` config values into a PolicyStore, so the CLI and the daemon open
  * stores the same way.
  */
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
 import type { PolicyStore, StoreKind, StoreLogger } from './store.js';
 
-/** `cache.store`, `cache.path`, `cache.redis_url`, `cache.store_max_bytes`. */
+/** The `cache.*` keys that choose and open a store. */
 export interface StoreConfig {
   store: StoreKind;
   /** SQLite file; its directory is created if missing. Used when store is `sqlite`. */
   path: string;
   /** `redis://[user:password@]host[:port][/db]` (or `rediss://`). Used when store is `redis`. */
   redisUrl: string;
+  /** `cache.redis_password_file`: read when the store is opened; overrides a password in redisUrl. */
+  redisPasswordFile?: string | null;
+  /** `cache.redis_sentinels` (HOST:PORT): non-empty means Sentinel mode, asking for `redisMasterName`. */
+  redisSentinels?: readonly string[];
+  redisMasterName?: string;
+  /** `cache.redis_cluster_nodes` (HOST:PORT): non-empty means Redis Cluster. */
+  redisClusterNodes?: readonly string[];
+  /** `postgres://...`. Used when store is `postgres`. */
+  postgresUrl?: string;
+  /** `cache.postgres_password_file`: read when the store is opened; overrides a password in postgresUrl. */
+  postgresPasswordFile?: string | null;
+  /** `cache.postgres_pool_max`. */
+  postgresPoolMax?: number;
   /**
    * Byte bound of the memory and sqlite stores (Redis is bounded by TTLs, prune() and its own maxmemory).
    * Default DEFAULTS.cache.store_max_bytes.
@@ -24,13 +38,43 @@ export interface StoreConfig {
 /** The StoreConfig of a validated config: one mapping for the daemon and the CLI. */
 export function storeConfigOf(config: Config): StoreConfig {
   const c = config.cache;
-  return { store: c.store, path: c.path, redisUrl: c.redis_url, maxBytes: c.store_max_bytes };
+  return {
+    store: c.store,
+    path: c.path,
+    redisUrl: c.redis_url,
+    redisPasswordFile: c.redis_password_file,
+    redisSentinels: c.redis_sentinels,
+    redisMasterName: c.redis_master_name,
+    redisClusterNodes: c.redis_cluster_nodes,
+    postgresUrl: c.postgres_url,
+    postgresPasswordFile: c.postgres_password_file,
+    postgresPoolMax: c.postgres_pool_max,
+    maxBytes: c.store_max_bytes,
+  };
+}
+
+/**
+ * The first line of a password file (without its line ending). A missing or unreadable file is a
+ * ConfigError naming the key: a daemon told to use a password must not quietly connect without one.
+ */
+export function readPasswordFile(path: string, key: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const password = text.split(/\r?\n/, 1)[0]!;
+  if (password === '') throw new ConfigError(key, `${path} is empty (the password is its first line)`);
+  return password;
 }
 
 /**
  * Open the configured store. SQLite opens synchronously and fails only on an unusable path or a schema
- * newer than this version knows (a corrupt file is moved aside instead). Redis waits a bounded time for its
- * first connection, then resolves either way: an unreachable Redis means cache misses, not a dead daemon.
+ * newer than this version knows (a corrupt file is moved aside instead). Redis and PostgreSQL wait a
+ * bounded time for their first connection, then resolve either way: an unreachable shared store means
+ * cache misses, not a dead daemon. An unreadable password file, or a PostgreSQL schema newer than ours,
+ * rejects.
  */
 export async function openStore(config: StoreConfig, logger: StoreLogger): Promise<PolicyStore> {
   const kind: string = config.store;
@@ -45,9 +89,26 @@ export async function openStore(config: StoreConfig, logger: StoreLogger): Promi
     }
     case 'redis': {
       const { RedisStore } = await import('./redis-store.js');
-      return RedisStore.open({ url: config.redisUrl, logger });
+      return RedisStore.open({
+        url: config.redisUrl,
+        logger,
+        password: config.redisPasswordFile ? readPasswordFile(config.redisPasswordFile, 'cache.redis_password_file') : undefined,
+        sentinels: config.redisSentinels,
+        masterName: config.redisMasterName,
+        clusterNodes: config.redisClusterNodes,
+      });
+    }
+    case 'postgres': {
+      const { PostgresStore } = await import('./postgres-store.js');
+      if (config.postgresUrl === undefined) throw new ConfigError('cache.postgres_url', 'is required for store: postgres');
+      return PostgresStore.open({
+        url: config.postgresUrl,
+        logger,
+        password: config.postgresPasswordFile ? readPasswordFile(config.postgresPasswordFile, 'cache.postgres_password_file') : undefined,
+        poolMax: config.postgresPoolMax,
+      });
     }
     default:
-      throw new ConfigError('cache.store', `must be one of sqlite, memory, redis (got ${JSON.stringify(kind)})`);
+      throw new ConfigError('cache.store', `must be one of sqlite, memory, redis, postgres (got ${JSON.stringify(kind)})`);
   }
 }

@@ -18,15 +18,29 @@
  *   `NX PX` so they lapse by themselves; the holder may renew its own, and release is compare-and-delete
  *   in Lua. Each is one key, so it works unchanged on Redis Cluster.
  */
-import { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
+import { decodeEntry } from './entry-json.js';
+import { leaseTtl } from './lease.js';
+import { connectRedis, type RedisClient } from './redis-connect.js';
 import type { StoreLogger } from './store.js';
 import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
 export interface RedisStoreOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. */
+  /**
+   * `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. With sentinels or clusterNodes
+   * only its user, password, database and scheme are used (src/cache/redis-connect.ts).
+   */
   url: string;
+  /** Overrides a password in the URL (`cache.redis_password_file`). */
+  password?: string;
+  /** `cache.redis_sentinels`: non-empty means Sentinel mode. */
+  sentinels?: readonly string[];
+  /** `cache.redis_master_name`. */
+  masterName?: string;
+  /** `cache.redis_cluster_nodes`: non-empty means Redis Cluster. */
+  clusterNodes?: readonly string[];
   logger?: StoreLogger;
   /** Default DEFAULTS.cache.redis_key_prefix. */
   keyPrefix?: string;
@@ -96,10 +110,10 @@ export class RedisStore implements PolicyStore {
   readonly kind = 'redis';
   readonly keyPrefix: string;
   readonly leasePrefix: string;
-  readonly #client: Redis;
+  readonly #client: RedisClient;
   readonly #logger: StoreLogger;
   /** The URL with any password masked, for logs. */
-  readonly #where: string;
+  #where: string;
   readonly #ttlSlackMs: number;
   readonly #scanCount: number;
   readonly #scanMaxRounds: number;
@@ -125,17 +139,22 @@ export class RedisStore implements PolicyStore {
     const minDelayMs = options.reconnectMinDelayMs ?? DEFAULTS.cache.redis_reconnect_min_delay_ms;
     const maxDelayMs = options.reconnectMaxDelayMs ?? DEFAULTS.cache.redis_reconnect_max_delay_ms;
 
-    this.#client = new Redis(options.url, {
-      connectionName: 'mta-sts-sidecar',
-      enableOfflineQueue: false,
-      connectTimeout: options.connectTimeoutMs ?? DEFAULTS.cache.redis_connect_timeout_ms,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULTS.cache.redis_command_timeout_ms,
-      maxRetriesPerRequest: 1,
-      // Attempt n waits min * 2^(n-1), capped; a number (never null) means: keep trying for ever.
-      retryStrategy: (attempt: number) => Math.min(minDelayMs * 2 ** Math.min(attempt - 1, 30), maxDelayMs),
-      disableClientInfo: true,
+    this.#client = connectRedis({
+      url,
+      password: options.password,
+      sentinels: options.sentinels,
+      masterName: options.masterName,
+      clusterNodes: options.clusterNodes,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.cache.redis_connect_timeout_ms,
+      commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.cache.redis_command_timeout_ms,
+      reconnectMinDelayMs: minDelayMs,
+      reconnectMaxDelayMs: maxDelayMs,
     });
+    if (options.sentinels?.length) this.#where += ` (sentinels ${options.sentinels.join(',')}, primary ${options.masterName ?? 'mymaster'})`;
+    if (options.clusterNodes?.length) this.#where += ` (cluster ${options.clusterNodes.join(',')})`;
     this.#client.on('error', (err: Error) => this.#markDown(err.message));
+    // Cluster: one node's trouble is reported per call (its keys miss), not as an outage of the whole.
+    if (this.#client instanceof Cluster) this.#client.on('node error', () => {});
     this.#client.on('close', () => this.#markDown('connection closed'));
     this.#client.on('ready', () => this.#markUp());
   }
@@ -192,12 +211,12 @@ export class RedisStore implements PolicyStore {
     let removed = 0;
     // A key whose remaining TTL exceeds this cannot be expired by `now` (see the file header).
     const threshold = this.#ttlSlackMs + Math.max(0, Math.ceil(now - Date.now()));
-    for await (const keys of this.#scan()) {
+    for await (const [node, keys] of this.#scan()) {
       // Never more candidates per script call than may still be removed: the limit holds exactly.
       for (let i = 0; i < keys.length && removed < limit; ) {
         const batch = keys.slice(i, i + limit - removed);
         i += batch.length;
-        removed += (await this.#client.eval(PRUNE_SCRIPT, batch.length, ...batch, now, threshold)) as number;
+        removed += await this.#pruneBatch(node, batch, now, threshold);
       }
       if (removed >= limit) break;
     }
@@ -210,8 +229,8 @@ export class RedisStore implements PolicyStore {
 
   async *list(): AsyncIterable<CacheEntry> {
     const skipped: string[] = [];
-    for await (const keys of this.#scan()) {
-      const values = await this.#client.mget(...keys);
+    for await (const [node, keys] of this.#scan()) {
+      const values = await this.#getMany(node, keys);
       for (const [i, json] of values.entries()) {
         if (json === null) continue; // expired or deleted since SCAN saw it
         const key = keys[i]!;
@@ -233,7 +252,7 @@ export class RedisStore implements PolicyStore {
 
   async count(): Promise<number> {
     let n = 0;
-    for await (const keys of this.#scan()) n += keys.length;
+    for await (const [, keys] of this.#scan()) n += keys.length;
     return n;
   }
 
@@ -271,20 +290,50 @@ export class RedisStore implements PolicyStore {
     return this.keyPrefix + domain;
   }
 
-  /** The prefix's keys in batches, each key once (SCAN may repeat keys while Redis rehashes). */
-  async *#scan(): AsyncGenerator<string[]> {
+  /**
+   * The prefix's keys in batches with the server that holds them, each key once (SCAN may repeat keys
+   * while Redis rehashes). A cluster is scanned node by node (its primaries).
+   */
+  async *#scan(): AsyncGenerator<[Redis, string[]]> {
     const pattern = escapeGlob(this.keyPrefix) + '*';
-    const seen = new Set<string>();
-    let cursor = '0';
-    for (let round = 0; round < this.#scanMaxRounds; round++) {
-      const [next, keys] = await this.#client.scan(cursor, 'MATCH', pattern, 'COUNT', this.#scanCount);
-      const fresh = keys.filter((k) => !seen.has(k));
-      for (const k of fresh) seen.add(k);
-      if (fresh.length > 0) yield fresh;
-      cursor = next;
-      if (cursor === '0') return;
+    const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    if (nodes.length === 0) throw new Error('redis cache: no cluster node reachable');
+    for (const node of nodes) {
+      const seen = new Set<string>();
+      let cursor = '0';
+      let round = 0;
+      for (; round < this.#scanMaxRounds; round++) {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', this.#scanCount);
+        const fresh = keys.filter((k) => !seen.has(k));
+        for (const k of fresh) seen.add(k);
+        if (fresh.length > 0) yield [node, fresh];
+        cursor = next;
+        if (cursor === '0') break;
+      }
+      if (round >= this.#scanMaxRounds) throw new Error(`redis cache: SCAN did not finish within ${this.#scanMaxRounds} round trips`);
     }
-    throw new Error(`redis cache: SCAN did not finish within ${this.#scanMaxRounds} round trips`);
+  }
+
+  /** Values of keys that one server holds: MGET, or in a cluster one GET each (keys span slots). */
+  async #getMany(node: Redis, keys: string[]): Promise<Array<string | null>> {
+    if (!(this.#client instanceof Cluster)) return node.mget(...keys);
+    const results = (await node.pipeline(keys.map((k) => ['get', k])).exec()) ?? [];
+    return results.map(([err, value]) => {
+      if (err) throw err;
+      return value as string | null;
+    });
+  }
+
+  /** One script call for the batch, or in a cluster one per key (a script's keys must share a slot). */
+  async #pruneBatch(node: Redis, keys: string[], now: number, threshold: number): Promise<number> {
+    if (!(this.#client instanceof Cluster)) return (await node.eval(PRUNE_SCRIPT, keys.length, ...keys, now, threshold)) as number;
+    const results = (await node.pipeline(keys.map((k) => ['eval', PRUNE_SCRIPT, 1, k, now, threshold])).exec()) ?? [];
+    let removed = 0;
+    for (const [err, n] of results) {
+      if (err) throw err;
+      removed += n as number;
+    }
+    return removed;
   }
 
   #markDown(why: string): void {
@@ -304,12 +353,6 @@ export class RedisStore implements PolicyStore {
     this.#logger.info({ redis: this.#where, writesLost: this.#lostWrites }, 'redis cache reachable again');
     this.#lostWrites = 0;
   }
-}
-
-/** A lease TTL in whole milliseconds, at least 1 (Redis refuses PX 0). */
-export function leaseTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive number of ms (got ${ttlMs})`);
-  return Math.max(1, Math.ceil(ttlMs));
 }
 
 function parseRedisUrl(raw: string): URL {
@@ -334,28 +377,4 @@ function maskPassword(url: URL): string {
 /** SCAN MATCH is a glob: make the prefix literal. */
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
-}
-
-/** The JSON we wrote, or undefined when it does not look like a CacheEntry (another writer, another version). */
-function decodeEntry(json: string): CacheEntry | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const e = value as Record<string, unknown>;
-  const ok =
-    typeof e.domain === 'string' &&
-    typeof e.id === 'string' &&
-    typeof e.text === 'string' &&
-    typeof e.policy === 'object' &&
-    e.policy !== null &&
-    typeof e.fetchedAt === 'number' &&
-    typeof e.expiresAt === 'number' &&
-    typeof e.checkedAt === 'number' &&
-    typeof e.failures === 'number' &&
-    (e.lastError === null || typeof e.lastError === 'object');
-  return ok ? (value as CacheEntry) : undefined;
 }

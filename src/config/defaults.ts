@@ -40,6 +40,16 @@ const STORE_TUNABLES = {
   redis_scan_count: 500,
   /** Redis: a SCAN that has not reached the end after this many round trips is abandoned with an error. */
   redis_scan_max_rounds: 1_000_000,
+  /** PostgreSQL: our tables live in this schema (namespace), created if missing. */
+  postgres_schema: 'mta_sts_sidecar',
+  /** PostgreSQL: TCP connect + login deadline (also the wait for a free pooled connection). */
+  postgres_connect_timeout_ms: 1_000,
+  /** PostgreSQL: a query without a reply by then is rejected (client side) or cancelled (server side). */
+  postgres_query_timeout_ms: 1_000,
+  /** PostgreSQL: an idle pooled connection is closed after this. */
+  postgres_idle_timeout_ms: 30_000,
+  /** PostgreSQL: rows per list() round trip. */
+  postgres_list_batch: 500,
 } as const;
 
 const { zones, ...configDefaults } = defaultConfig(currentRuntime());

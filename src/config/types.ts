@@ -179,6 +179,39 @@ export const redisUrl: Type<string> = {
   redact: maskUrl,
 };
 
+/** A PostgreSQL URL (postgres:// or postgresql://); its password never appears in an error. */
+export const postgresUrl: Type<string> = {
+  accepts: 'postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?sslmode=...]',
+  check: (v, path) => {
+    let url: URL | undefined;
+    if (typeof v === 'string') {
+      try {
+        url = new URL(v);
+      } catch {
+        url = undefined;
+      }
+    }
+    if (url === undefined || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') || url.hostname === '') {
+      const shown = typeof v === 'string' ? show(maskUrl(v)) : show(v);
+      throw new ConfigError(path, `must be a postgres:// or postgresql:// URL with a host, got ${shown}`);
+    }
+    return v as string;
+  },
+  redact: maskUrl,
+};
+
+/** `HOST:PORT` or `[IPv6]:PORT` of a server (a Redis Sentinel, a Redis Cluster node). */
+export const hostPort: Type<string> = {
+  accepts: 'HOST:PORT or [IPv6]:PORT',
+  check: (v, path) => {
+    const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(v) : null;
+    if (m === null || Number(m[3]) < 1 || Number(m[3]) > 65_535 || (m[1] !== undefined && !net.isIPv6(m[1]))) {
+      throw new ConfigError(path, `must be HOST:PORT or [IPv6]:PORT, got ${show(v)}`);
+    }
+    return v as string;
+  },
+};
+
 /** A value as shown in an error: JSON, cut to 60 characters. */
 export function show(v: unknown): string {
   const s = JSON.stringify(v);

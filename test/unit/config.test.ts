@@ -50,7 +50,7 @@ zones:
     ['unknown key', 'fetch:\n  timeout: 5', /^fetch\.timeout: unknown key/],
     ['wrong type', 'fetch:\n  allow_private_addresses: "yes"', /^fetch\.allow_private_addresses: must be true or false/],
     ['negative number', 'resolver:\n  answer_deadline_ms: -1', /^resolver\.answer_deadline_ms: must be a whole number/],
-    ['bad store', 'cache:\n  store: postgres', /^cache\.store: must be one of sqlite, memory, redis/],
+    ['bad store', 'cache:\n  store: mysql', /^cache\.store: must be one of sqlite, memory, redis, postgres/],
     ['bad listen spec', 'socketmap:\n  listen: ["127.0.0.1:8461"]', /^socketmap\.listen\[0\]: must be tcp:HOST:PORT/],
     ['empty listen list', 'socketmap:\n  listen: []', /^socketmap\.listen: must have at least 1/],
     ['bad dns server', 'dns:\n  servers: [resolver.example]', /^dns\.servers\[0\]: must be an IP address/],
