@@ -138,3 +138,45 @@ describe('proactive refresh', () => {
     expect(await w.resolver.lookup('example.com')).toMatchObject({ kind: 'none', why: 'failed' });
   });
 });
+
+describe('the refresh queue follows the hot tier (issue 12: due work without scanning the cache)', () => {
+  async function learned(w: Pick<ReturnType<typeof world>, 'publish' | 'resolver'>, domains: string[], mode: 'enforce' | 'testing' = 'enforce') {
+    for (const d of domains) {
+      w.publish(d, 'x', policyText(mode, 30 * 86400));
+      await w.resolver.lookup(d);
+    }
+  }
+
+  it('a domain evicted from the hot tier (memory_entries) is no longer due, and no longer counted', async () => {
+    const w = world(new MemoryStore(), 1_000_000_000_000, {}, undefined, { memoryEntries: 2 });
+    await learned(w, ['a.example', 'b.example', 'c.example']);
+    w.advance(OPTIONS.refreshIntervalMs);
+    expect(w.resolver.dueForRefresh(10).sort()).toEqual(['b.example', 'c.example']);
+    expect(w.resolver.policyCounts()).toEqual({ enforce: 2, testing: 0, none: 0 });
+  });
+
+  it('forget() and expiry (pruneMemory) take a domain out of the queue', async () => {
+    const w = refresherWorld();
+    await learned(w, ['a.example', 'b.example']);
+    w.publish('short.example', 'x', policyText('testing', 3600));
+    await w.resolver.lookup('short.example');
+    w.resolver.forget('a.example');
+    w.advance(2 * 3600_000);
+    expect(w.resolver.pruneMemory()).toBe(1); // short.example, past its max_age
+    w.advance(OPTIONS.refreshIntervalMs);
+    expect(w.resolver.dueForRefresh(10)).toEqual(['b.example']);
+    expect(w.resolver.policyCounts()).toEqual({ enforce: 1, testing: 0, none: 0 });
+  });
+
+  it('a refresh re-schedules the domain once (no duplicate), and a changed mode moves its count', async () => {
+    const w = refresherWorld();
+    await learned(w, ['a.example'], 'testing');
+    w.publish('a.example', 'y', policyText('enforce', 30 * 86400));
+    w.advance(OPTIONS.refreshIntervalMs);
+    expect(await w.refresher.tick()).toBe(1);
+    expect(w.resolver.dueForRefresh(10)).toEqual([]);
+    expect(w.resolver.policyCounts()).toEqual({ enforce: 1, testing: 0, none: 0 });
+    w.advance(OPTIONS.refreshIntervalMs);
+    expect(w.resolver.dueForRefresh(10)).toEqual(['a.example']);
+  });
+});
