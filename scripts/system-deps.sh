@@ -42,6 +42,10 @@ LAB_SYSTEM_PACKAGES=(
   # resolver with the lab root's trust anchor, for the DANE tests
   "ldnsutils:ldns-signzone"
   "unbound:unbound"
+  # test/lab/postgres.ts: a private cluster (initdb + postgres from /usr/lib/postgresql/<major>/bin);
+  # pg_ctlcluster comes with the server packages only. test/lab/redis-sentinel.ts: redis-sentinel
+  "postgresql:pg_ctlcluster"
+  "redis-sentinel:redis-sentinel"
 )
 
 lab_system_deps() (
@@ -95,7 +99,7 @@ lab_system_deps() (
     fi
 
     # Whatever the packages started anyway: stop it and keep it from starting at boot.
-    for svc in postfix nsd redis-server unbound; do
+    for svc in postfix nsd redis-server unbound postgresql redis-sentinel; do
       case " ${missing[*]} " in *" $svc "*) ;; *) continue ;; esac
       if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
