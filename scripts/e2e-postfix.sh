@@ -6,6 +6,8 @@
 # Runs the same delivery cases (test/e2e/delivery-cases.ts) twice, one file after the other: with the
 # host's Postfix (delivery.test.ts; Debian 12: 3.7) and with Postfix 3.11.6 (delivery-3.11.test.ts),
 # built once from vendor/postfix into .cache by scripts/postfix-lab.sh (called below; quiet when cached).
+# test/e2e/dane.test.ts puts both behind smtp_tls_security_level = dane in a DNSSEC-signed world (its
+# validating Unbound takes the address this namespace's resolv.conf names).
 #
 # Builds the test world's network namespace and runs the e2e vitest files inside it, so that every
 # server the tests start (NSD, HTTPS policy hosts, SMTP servers, the daemon, Postfix) lives there and
@@ -24,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "e2e-postfix: needs root (ip netns, ports 25/53/443, a Postfix instance); run: sudo bash $0" >&2
   exit 1
 fi
-for bin in ip postfix sendmail postqueue nsd; do
+for bin in ip postfix sendmail postqueue nsd unbound ldns-signzone; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
     echo "e2e-postfix: $bin not found; run: bash scripts/system-deps.sh" >&2
     exit 1

@@ -43,10 +43,18 @@ export interface DnssecLab {
 const NS_NAME = 'ns.lab.';
 const DAY_S = 86_400;
 
-export async function startDnssecLab(zones: Record<string, SignedZone>): Promise<DnssecLab> {
+export interface DnssecLabOptions {
+  /**
+   * Where the validating resolver listens, when it must be a given address (test/e2e: the one its
+   * network namespace's resolv.conf names); default: a fresh loopback address of its own.
+   */
+  resolverAddress?: string;
+}
+
+export async function startDnssecLab(zones: Record<string, SignedZone>, options: DnssecLabOptions = {}): Promise<DnssecLab> {
   const dir = await mkdtemp(join(tmpdir(), 'mta-sts-lab-dnssec-'));
   const nsdAddress = await allocateLoopback();
-  const resolverAddress = await allocateLoopback();
+  const resolverAddress = options.resolverAddress ?? (await allocateLoopback());
   let nsd: DnsServer | undefined;
   let unbound: Unbound | undefined;
   try {
