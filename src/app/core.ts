@@ -40,7 +40,15 @@ export interface CoreDane {
   client: SecureDnsClient;
   /** Whether the resolver validates DNSSEC (detectDnssec); undefined until asked: DANE is off until then. */
   validation: ValidationStatus | undefined;
+  /** Asks again every DNSSEC_RECHECK_MS while the core runs (startCore, stopCore). */
+  recheck?: NodeJS.Timeout;
 }
+
+/**
+ * How often a running core asks again whether its resolver validates: a resolver that did not answer at
+ * start, or that was restarted with other settings, is noticed within this (a state change is logged).
+ */
+export const DNSSEC_RECHECK_MS = 5 * 60_000;
 
 export interface CoreExtras {
   observer?: ResolverObserver;
@@ -80,7 +88,10 @@ export const DNSSEC_DETECT_WAIT_MS = 3_000;
  */
 export async function detectDnssec(core: Core, logger: Logger, waitMs = DNSSEC_DETECT_WAIT_MS): Promise<void> {
   const asked = detectValidation(core.dane.client).then((status) => {
+    const before = core.dane.validation;
     core.dane.validation = status;
+    // Logged at the first answer and when it changes, not at every recheck.
+    if (before !== undefined && before.validates === status.validates) return;
     if (status.validates) logger.info({ dnssec: status.detail }, 'the resolver validates DNSSEC: DANE first (RFC 8461 §2) where zones say dane: auto');
     else logger.warn({ dnssec: status.detail }, 'the resolver does not validate DNSSEC: DANE is not looked up; point dns.servers at a validating resolver');
   });
@@ -92,6 +103,8 @@ export async function detectDnssec(core: Core, logger: Logger, waitMs = DNSSEC_D
  * this: a hot-tier miss reads the store directly; warming only lets the refresher see every entry.
  */
 export function startCore(core: Core, logger: Logger): void {
+  core.dane.recheck = setInterval(() => void detectDnssec(core, logger, 0), DNSSEC_RECHECK_MS);
+  core.dane.recheck.unref();
   core.resolver.warmFromStore().then(
     (loaded) => {
       if (loaded > 0) logger.info({ loaded }, 'cached policies loaded');
@@ -114,6 +127,7 @@ export function startCore(core: Core, logger: Logger): void {
  * running, each bounded by fetch.timeout_ms), then flushes and, if asked, closes the store.
  */
 export async function stopCore(core: Core, options: { closeStore: boolean; settleMs?: number }): Promise<void> {
+  clearInterval(core.dane.recheck);
   await Promise.all([core.refresher.stop(), core.pruner.stop()]);
   if (options.settleMs === undefined) await core.resolver.settle();
   else await boundedWait(core.resolver.settle(), options.settleMs);

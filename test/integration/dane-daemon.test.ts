@@ -5,6 +5,7 @@
  * the exact reply.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBlackholeDns } from '../lab/dns-server.js';
 import { startDnssecLab, type DnssecLab, type SignedZone } from '../lab/dnssec-lab.js';
 import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 import { startPolicyServer, type PolicyServer } from '../lab/policy-server.js';
@@ -162,5 +163,24 @@ describe('Exim: policy replies carry dane=yes|no', () => {
   ];
   it.each(table)('policy %s -> %j: %s', async (domain, reply) => {
     expect(await exim(`policy ${domain}`)).toBe(reply);
+  }, 30_000);
+});
+
+describe('a resolver that never answers', () => {
+  it('does not hold up the start for longer than the detection wait, and DANE stays off', async () => {
+    const address = await allocateLoopback();
+    const blackhole = await startBlackholeDns(address);
+    const port = await freePort();
+    const started = Date.now();
+    const daemon = await startSidecar(`socketmap: { listen: ["tcp:127.0.0.1:${port}"] }\ndns: { servers: ["${address}"], timeout_ms: 5000, tries: 2 }\ncache: { store: memory }\n`);
+    try {
+      // DNSSEC_DETECT_WAIT_MS (3 s) plus the daemon's own start.
+      expect(Date.now() - started).toBeLessThan(9_000);
+      expect(daemon.output()).not.toMatch(/validates DNSSEC/);
+    } finally {
+      await daemon.stop();
+      await blackhole.stop();
+      releaseLoopback(address);
+    }
   }, 30_000);
 });
