@@ -46,6 +46,9 @@ LAB_SYSTEM_PACKAGES=(
   # pg_ctlcluster comes with the server packages only. test/lab/redis-sentinel.ts: redis-sentinel
   "postgresql:pg_ctlcluster"
   "redis-sentinel:redis-sentinel"
+  # scripts/trixie-lab.sh: a minimal Debian 13 tree (Debian's Postfix 3.10 and Node.js 20) for
+  # test/packaging/deb-trixie.test.ts and test/e2e/delivery-trixie.test.ts
+  "debootstrap:debootstrap"
 )
 
 lab_system_deps() (
