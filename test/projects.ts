@@ -34,6 +34,8 @@ export const PROJECTS = {
   integration: [
     'test/integration/',
     'test/cache/postgres-store.test.ts',
+    'test/cache/redis-cluster-store.test.ts',
+    'test/cache/redis-sentinel-store.test.ts',
     'test/cache/redis-store.test.ts',
     'test/cache/sqlite-store-crash.test.ts',
     'test/fuzz/exim.fuzz.test.ts',

@@ -3,7 +3,7 @@
  * survives stop()/restart() so a client can watch the server go away and come back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -28,6 +28,15 @@ export interface RedisLab {
 export interface RedisLabOptions {
   /** How long to wait for PONG after spawning. Default 10 s. */
   readyTimeoutMs?: number;
+  /** `redis-sentinel` for a Sentinel (test/lab/redis-sentinel.ts). Default `redis-server`. */
+  binary?: 'redis-server' | 'redis-sentinel';
+  /**
+   * Written to `<dir>/redis.conf` and given as the config file (a Sentinel needs one it may rewrite);
+   * `{port}` is replaced by the port chosen.
+   */
+  config?: string;
+  /** More command-line settings, after ours (`{port}` replaced too): `--replicaof`, `--cluster-enabled`, ... */
+  extraArgs?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -42,7 +51,8 @@ process.once('exit', () => {
 });
 
 export async function startRedis(options: RedisLabOptions = {}): Promise<RedisLab> {
-  const binary = findOnPath('redis-server');
+  const binary = findOnPath(options.binary ?? 'redis-server');
+  const spawnOptions: SpawnOptions = { config: options.config, extraArgs: options.extraArgs ?? [] };
   const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
   const dir = mkdtempSync(join(tmpdir(), 'mta-sts-redis-'));
 
@@ -53,7 +63,7 @@ export async function startRedis(options: RedisLabOptions = {}): Promise<RedisLa
   for (let attempt = 1; attempt <= PORT_ATTEMPTS && child === null; attempt++) {
     port = await freePort();
     try {
-      child = await spawnRedis(binary, port, dir, readyTimeoutMs);
+      child = await spawnRedis(binary, port, dir, readyTimeoutMs, spawnOptions);
     } catch (err) {
       lastError = err;
     }
@@ -76,7 +86,7 @@ export async function startRedis(options: RedisLabOptions = {}): Promise<RedisLa
     stop,
     async restart() {
       await stop();
-      child = await spawnRedis(binary, port, dir, readyTimeoutMs);
+      child = await spawnRedis(binary, port, dir, readyTimeoutMs, spawnOptions);
     },
     freeze() {
       if (child === null || !child.kill('SIGSTOP')) throw new Error('redis-server is not running');
@@ -91,6 +101,11 @@ export async function startRedis(options: RedisLabOptions = {}): Promise<RedisLa
   };
 }
 
+interface SpawnOptions {
+  config: string | undefined;
+  extraArgs: string[];
+}
+
 function findOnPath(name: string): string {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue;
@@ -102,7 +117,7 @@ function findOnPath(name: string): string {
       // not here
     }
   }
-  throw new Error(MISSING);
+  throw new Error(name === 'redis-server' ? MISSING : `${name} is not on PATH: install it with \`apt-get install -y ${name}\``);
 }
 
 /** A port the kernel just gave us and that nobody was listening on; redis binds it right after. */
@@ -119,10 +134,18 @@ async function freePort(): Promise<number> {
 }
 
 /** Spawn and wait for PONG; rejects (with redis's own output) if it exits or stays silent too long. */
-async function spawnRedis(binary: string, port: number, dir: string, readyTimeoutMs: number): Promise<ChildProcess> {
+async function spawnRedis(binary: string, port: number, dir: string, readyTimeoutMs: number, options: SpawnOptions): Promise<ChildProcess> {
+  const withPort = (s: string) => s.replaceAll('{port}', String(port));
+  const configFile: string[] = [];
+  if (options.config !== undefined) {
+    configFile.push(join(dir, `redis-${port}.conf`));
+    // Only at the first start: a Sentinel rewrites its file with what it learned, and a restart keeps it.
+    if (!existsSync(configFile[0]!)) writeFileSync(configFile[0]!, withPort(options.config));
+  }
   const child = spawn(
     binary,
     [
+      ...configFile,
       '--bind', HOST,
       '--port', String(port),
       '--save', '',
@@ -131,6 +154,7 @@ async function spawnRedis(binary: string, port: number, dir: string, readyTimeou
       '--daemonize', 'no',
       '--logfile', '',
       '--loglevel', 'warning',
+      ...options.extraArgs.map(withPort),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
