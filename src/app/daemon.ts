@@ -139,6 +139,7 @@ export class Daemon {
     this.metrics.setSources({
       policyCounts: () => this.liveCore.resolver.policyCounts(),
       connections: () => Object.fromEntries(this.groups.map((g) => [g.name, g.connectionCount])),
+      dnssecValidating: () => this.core?.dane.validation?.validates === true,
     });
   }
 
@@ -239,7 +240,7 @@ export class Daemon {
     const zones = await decideZones(next);
     try {
       if (plan.reopenStore) store = await openConfiguredStore(next, this.logger);
-      if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer });
+      if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer, daneObserver: this.metrics.daneObserver });
       // Before the switch, so that no answer of the new core overrides DANE for want of knowing.
       if (core) await detectDnssec(core, this.logger);
       for (const group of this.groups) pending.push(await group.prepare(next));

@@ -6,6 +6,8 @@
  */
 import type { Metric, Registry } from 'prom-client';
 import { REASONS } from '../errors.js';
+import { DANE_ONLY_REPLY, DANE_REPLY } from '../answer/postfix.js';
+import { DANE_OUTCOMES, type DaneObserver } from '../resolver/dane.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
 import type { LookupResult } from '../resolver/types.js';
 import { KEY_SKIP_REASONS, type KeySkipReason } from '../sts/domain.js';
@@ -17,9 +19,12 @@ export const METRIC_PREFIX = 'mta_sts_sidecar_';
 /** prom-client's Registry.PROMETHEUS_CONTENT_TYPE (text format 0.0.4), before prom-client is loaded. */
 const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/** What a reply told the MTA, from its first word (socketmap(5): OK, NOTFOUND, PERM, TEMP). */
-export type AnswerClass = 'secure' | 'notfound' | 'perm' | 'temp';
-export const ANSWER_CLASSES: readonly AnswerClass[] = ['secure', 'notfound', 'perm', 'temp'];
+/**
+ * What a reply told the MTA, from its first word (socketmap(5): OK, NOTFOUND, PERM, TEMP); an `OK` that
+ * leaves the domain to Postfix's own DANE (issue 16) is `dane-only` or `dane`.
+ */
+export type AnswerClass = 'secure' | 'notfound' | 'perm' | 'temp' | 'dane-only' | 'dane';
+export const ANSWER_CLASSES: readonly AnswerClass[] = ['secure', 'notfound', 'perm', 'temp', 'dane-only', 'dane'];
 export const FETCH_OUTCOMES: readonly FetchOutcome[] = ['ok', ...(Object.keys(REASONS) as FetchOutcome[])];
 export const REFRESH_OUTCOMES: readonly RefreshOutcome[] = ['unchanged', 'changed', 'failed', 'no-record'];
 export const CACHE_TIERS = ['memory', 'store'] as const;
@@ -40,6 +45,8 @@ export interface MetricSources {
   policyCounts?: () => Record<(typeof MODES)[number], number>;
   /** Open connections per protocol (`socketmap`, `http`, ...). */
   connections?: () => Record<string, number>;
+  /** Whether the resolver validates DNSSEC (DANE looked up): 1, else 0. */
+  dnssecValidating?: () => boolean;
 }
 
 export interface MetricsOptions {
@@ -52,6 +59,8 @@ export const EXIM_ZONE = 'default';
 
 /** The first word of a reply decides its class; anything unexpected counts as temp (a failure). */
 export function answerClass(reply: string): AnswerClass {
+  if (reply === DANE_ONLY_REPLY) return 'dane-only';
+  if (reply === DANE_REPLY) return 'dane';
   if (reply.startsWith('OK ') || reply === 'OK') return 'secure';
   if (reply.startsWith('NOTFOUND')) return 'notfound';
   if (reply.startsWith('PERM')) return 'perm';
@@ -236,6 +245,8 @@ export class Metrics {
   private readonly exported: Exported[] = [];
   /** Pass to the resolver (startDaemon does). */
   readonly observer: ResolverObserver;
+  /** Pass to the DANE resolver (buildCore's daneObserver): counts DANE lookup outcomes. */
+  readonly daneObserver: DaneObserver;
   private sources: MetricSources = {};
   /** Answers counted since the last scrape: protocol -> zone -> count per ANSWER_CLASSES index. */
   private readonly pendingQueries = new Map<string, Map<string, Float64Array>>();
@@ -325,6 +336,21 @@ export class Metrics {
       new PlainSeries(`${p}policies`, 'Cached policies in the memory tier, by mode', 'gauge', ['mode'], (self) => {
         const counts = this.sources.policyCounts?.();
         for (const mode of MODES) self.set({ mode }, counts?.[mode] ?? 0);
+      }),
+    );
+    const daneLookups = add(
+      new PlainSeries(
+        `${p}dane_lookups_total`,
+        'DANE resolutions (RFC 7672; cache hits not counted), by state (dane-only, dane, none, null-mx, temp) and why (src/resolver/dane.ts)',
+        'counter',
+        ['state', 'why'],
+      ),
+    );
+    for (const [state, why] of DANE_OUTCOMES) daneLookups.inc({ state, why }, 0);
+    this.daneObserver = (result) => daneLookups.inc({ state: result.state, why: result.why });
+    add(
+      new PlainSeries(`${p}dnssec_validating`, 'Whether the resolver validates DNSSEC (1: DANE is looked up for zones with dane: auto)', 'gauge', [], (self) => {
+        self.set({}, this.sources.dnssecValidating?.() ? 1 : 0);
       }),
     );
     add(

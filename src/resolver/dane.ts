@@ -39,6 +39,19 @@ export type DaneWhy =
   | 'mx-lookup-failed'
   | 'host-lookup-failed';
 
+/** Every state with the reasons that lead to it: the closed label set of the DANE lookup counter. */
+export const DANE_OUTCOMES: ReadonlyArray<readonly [DaneState, DaneWhy]> = [
+  ['dane-only', 'all-usable'],
+  ['dane', 'some-usable'],
+  ['dane', 'records-unusable'],
+  ['none', 'no-tlsa'],
+  ['none', 'insecure-mx'],
+  ['none', 'nxdomain'],
+  ['null-mx', 'null-mx'],
+  ['temp', 'mx-lookup-failed'],
+  ['temp', 'host-lookup-failed'],
+];
+
 /** What DANE means for one MX host. */
 export type DaneHostState =
   /** At least one usable TLSA record. */

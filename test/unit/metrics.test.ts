@@ -28,6 +28,9 @@ describe('answerClass: the first word of a reply', () => {
     ['NOTFOUND', 'notfound'],
     ['PERM invalid domain key: empty label', 'perm'],
     ['TEMP lookup failed', 'temp'],
+    ['OK dane-only', 'dane-only'],
+    ['OK dane', 'dane'],
+    ['TEMP DANE lookup failed; MTA-STS may not override DANE (RFC 8461 section 2)', 'temp'],
     ['', 'temp'],
     ['OKAY', 'temp'],
   ])('%j -> %s', (reply, want) => {
@@ -186,5 +189,22 @@ describe('combineObservers', () => {
     both.refresh!('failed', 'x');
     both.lookup!(NONE, 'memory');
     expect(seen).toEqual(['a:ok', 'b:ok', 'b:failed']);
+  });
+});
+
+describe('DANE (issue 16)', () => {
+  it('DANE lookups by state and why, every outcome present from the start; the validating gauge', async () => {
+    const m = metrics();
+    let validating = false;
+    m.setSources({ dnssecValidating: () => validating });
+    const before = await m.render();
+    expect(before).toMatch(/^mta_sts_sidecar_dane_lookups_total\{state="temp",why="host-lookup-failed"\} 0$/m);
+    expect(before).toMatch(/^mta_sts_sidecar_dnssec_validating 0$/m);
+    m.daneObserver({ domain: 'example.com', state: 'dane-only', why: 'all-usable', hosts: [], expiresAt: 0 });
+    m.daneObserver({ domain: 'example.net', state: 'dane-only', why: 'all-usable', hosts: [], expiresAt: 0 });
+    validating = true;
+    const after = await m.render();
+    expect(after).toMatch(/^mta_sts_sidecar_dane_lookups_total\{state="dane-only",why="all-usable"\} 2$/m);
+    expect(after).toMatch(/^mta_sts_sidecar_dnssec_validating 1$/m);
   });
 });
