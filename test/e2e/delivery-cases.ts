@@ -12,7 +12,11 @@
  *   - the built daemon, socketmap on 127.0.0.1, resolving through /etc/resolv.conf;
  *   - a Postfix instance of its own (test/e2e/*.template) with smtp_tls_policy_maps pointing at the
  *     daemon and the lab CA trusted, plus extra smtp(8) transports for a few domains: chrooted with a
- *     unix socket (relative path, proxy:, absolute path), one process only, and the TLSRPT zone.
+ *     unix socket (relative path, proxy:, absolute path), one process only, the TLSRPT zone, and the
+ *     DNS reply filter (smtp_dns_reply_filter = the daemon's mx-filter); on Postfix >= 3.11,
+ *     smtp_requiretls_policy = the daemon's requiretls map.
+ * The daemon finds the instance's own `postconf` first on its PATH (as on a host running that Postfix),
+ * so the default zone's `tlsrpt: auto` decides by the Postfix under test.
  * Mail goes in with sendmail(1); outcomes are read from the receiving SMTP servers, Postfix's maillog
  * and `postqueue -j`. contrib/postfix/README.md documents what these tests show.
  */
@@ -48,6 +52,8 @@ const TLSRPT_ATTRIBUTES_SINCE = [3, 10, 0] as const;
  * default yes; src/smtp/smtp_tls_policy.c): RFC 8461 §4.1 exactly.
  */
 const STS_MX_PATTERNS_SINCE = [3, 10, 5] as const;
+/** Postfix 3.11: REQUIRETLS (RFC 8689), `sendmail -O requiretls=yes` and smtp_requiretls_policy. */
+const REQUIRETLS_SINCE = [3, 11, 0] as const;
 /** What Postfix's TLS policy parser logs about a policy it cannot read (src/smtp/smtp_tls_policy.c). */
 const POLICY_PARSE_WARNING =
   /warning: .*(malformed|invalid attribute|missing '\}'|unexpected value|bad value|invalid empty policy|unexpected attribute|specified multiple times|has empty value)/;
@@ -70,6 +76,16 @@ interface DomainSpec {
   second?: { mxHost: string };
   /** Delivered through the transport whose map is the daemon's `reporting` zone (`tlsrpt: true`). */
   reporting?: true;
+  /**
+   * Delivered through the `smtp-filter` transport: smtp_dns_reply_filter = the daemon's mx-filter, and
+   * the TLS policy from the `plain` zone (`tlsrpt: false`), so that the filter alone keeps the mail to
+   * the MX hosts the policy lists, on any Postfix.
+   */
+  filter?: true;
+  /** Submitted with REQUIRETLS (`sendmail -O requiretls=yes`); only where Postfix has it (>= 3.11). */
+  requireTls?: true;
+  /** The MX host announces REQUIRETLS after STARTTLS (RFC 8689 §2). */
+  mxRequireTls?: true;
 }
 
 const DOMAINS = {
@@ -112,13 +128,42 @@ const DOMAINS = {
   chroot: { mode: 'enforce', tls: 'valid' },
   chrootproxy: { mode: 'enforce', tls: 'valid' },
   chrootabs: { mode: 'enforce', tls: 'valid' },
+  // Through the smtp-filter transport (the DNS reply filter; TLSRPT attributes off): the cases of
+  // lookalike, wilddeep, rptmixed and rptwild again, then testing, no policy, and the daemon stopped.
+  fltlookalike: { mode: 'enforce', tls: 'valid', filter: true, policyMx: [`mx.listed.${ZONE}`], certName: `mx.listed.${ZONE}` },
+  fltdeep: { mode: 'enforce', tls: 'valid', filter: true, mxHost: 'a.mx', policyMx: [`*.fltdeep.${ZONE}`] },
+  fltwild: { mode: 'enforce', tls: 'valid', filter: true, policyMx: [`*.fltwild.${ZONE}`] },
+  fltmixed: {
+    mode: 'enforce',
+    tls: 'valid',
+    filter: true,
+    policyMx: [`mx2.fltmixed.${ZONE}`],
+    certName: `mx2.fltmixed.${ZONE}`,
+    second: { mxHost: 'mx2' },
+  },
+  // testing is report-only (RFC 8461 §5): the filter drops no MX host, not even one the policy does not list.
+  flttesting: { mode: 'testing', tls: 'valid', filter: true, policyMx: [`mx.elsewhere.${ZONE}`] },
+  fltnosts: { mode: null, tls: 'no-starttls', filter: true },
+  fltoutage: { mode: null, tls: 'no-starttls', filter: true },
+  // Submitted with REQUIRETLS (Postfix >= 3.11; smtp_requiretls_policy = the daemon's requiretls map).
+  rtlsgood: { mode: 'enforce', tls: 'valid', requireTls: true, mxRequireTls: true },
+  rtlswrong: { mode: 'enforce', tls: 'wrong-name', requireTls: true, mxRequireTls: true },
+  // A verified MX host that does not announce REQUIRETLS.
+  rtlsnoann: { mode: 'enforce', tls: 'valid', requireTls: true },
+  // No MTA-STS policy: the daemon's answer for the rest (opportunistic+starttls), not enforce.
+  rtlsplain: { mode: null, tls: 'valid', requireTls: true, mxRequireTls: true },
 } satisfies Record<string, DomainSpec>;
 type Label = keyof typeof DOMAINS;
 const LABELS = Object.keys(DOMAINS) as Label[];
 const spec = (l: Label): DomainSpec => DOMAINS[l];
-/** Mail sent while the daemon is stopped: two enforce domains and one without any MTA-STS policy. */
-const OUTAGE: Label[] = ['restart', 'sticky', 'outage'];
+/**
+ * Mail sent while the daemon is stopped: two enforce domains and one without any MTA-STS policy, and one
+ * without a policy through the DNS reply filter.
+ */
+const OUTAGE: Label[] = ['restart', 'sticky', 'outage', 'fltoutage'];
 const REPORTING = LABELS.filter((l) => spec(l).reporting);
+const FILTERED = LABELS.filter((l) => spec(l).filter);
+const REQUIRETLS = LABELS.filter((l) => spec(l).requireTls);
 
 const domainOf = (l: Label) => `${l}.${ZONE}`;
 const mxOf = (l: Label) => `${spec(l).mxHost ?? 'mx'}.${l}.${ZONE}`;
@@ -148,6 +193,11 @@ export function deliveryCases(install: PostfixInstall): void {
   const version = install.version.join('.');
   const tlsrptAttributes = versionAtLeast(install.version, TLSRPT_ATTRIBUTES_SINCE);
   const stsMxPatterns = versionAtLeast(install.version, STS_MX_PATTERNS_SINCE);
+  // The default zone's `tlsrpt: auto` asks the Postfix under test (its postconf is first on the daemon's
+  // PATH): the attributes are on from 3.10, and from 3.10.5 they make Postfix skip unlisted MX hosts.
+  const defaultTlsrpt = tlsrptAttributes;
+  const defaultExact = stsMxPatterns;
+  const requireTlsSupported = versionAtLeast(install.version, REQUIRETLS_SINCE);
 
   let worldDir: string | undefined;
   let ca: TestCa;
@@ -159,18 +209,28 @@ export function deliveryCases(install: PostfixInstall): void {
   let sidecarConfig: string;
   let policyMap: string;
   let reportingMap: string;
+  let filterMap: string;
+  let requireTlsMap: string;
   /** The daemon's unix socket, relative to Postfix's queue_directory. */
   const jailSocket = 'mta-sts-sidecar/socketmap.sock';
   let postfix: Postfix;
   const mails = new Map<Label, Mail>();
 
   function startDaemon(): Promise<Sidecar> {
-    return startSidecar(sidecarConfig, { 'ca.pem': ca.certPem });
+    // As on a host running this Postfix: its command_directory (postconf) first on the daemon's PATH.
+    const path = `${install.directories.command_directory}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+    return startSidecar(sidecarConfig, { 'ca.pem': ca.certPem }, { env: { PATH: path } });
   }
 
   function mailTo(l: Label): Mail {
     const id = `${l}.${process.pid}.${Date.now()}@sender.e2e.invalid`;
-    const mail = { from: 'sender@sender.e2e.invalid', to: `user@${domainOf(l)}`, subject: `MTA-STS e2e ${l}`, messageId: id };
+    const mail: Mail = {
+      from: 'sender@sender.e2e.invalid',
+      to: `user@${domainOf(l)}`,
+      subject: `MTA-STS e2e ${l}`,
+      messageId: id,
+      ...(spec(l).requireTls ? { requireTls: true } : {}),
+    };
     mails.set(l, mail);
     return mail;
   }
@@ -235,7 +295,7 @@ export function deliveryCases(install: PostfixInstall): void {
       if (s.tls === 'expired') {
         cert = await ca.issue({ dnsNames: [mxOf(l)], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
       }
-      smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l) }));
+      smtp.set(l, await startSmtpServer({ address: mxAddress(l), port: 25, cert, hostname: mxOf(l), requireTls: s.mxRequireTls === true }));
       if (s.second) {
         const secondCert = await ca.issue({ dnsNames: [secondMxOf(l)] });
         secondSmtp.set(l, await startSmtpServer({ address: secondMxAddress(l), port: 25, cert: secondCert, hostname: secondMxOf(l) }));
@@ -247,6 +307,8 @@ export function deliveryCases(install: PostfixInstall): void {
     const port = await freePort();
     policyMap = `socketmap:inet:127.0.0.1:${port}:postfix`;
     reportingMap = `socketmap:inet:127.0.0.1:${port}:reporting`;
+    filterMap = `socketmap:inet:127.0.0.1:${port}:mx-filter`;
+    requireTlsMap = `socketmap:inet:127.0.0.1:${port}:requiretls`;
     const postfixDir = join(worldDir, 'postfix');
     const controlMap = join(worldDir, 'brace-control-policy');
     await writeFile(controlMap, `${domainOf('rptcontrol')} ${BRACE_CONTROL}\n`, { mode: 0o644 });
@@ -273,24 +335,43 @@ export function deliveryCases(install: PostfixInstall): void {
       // The daemon's `reporting` zone answers with the Postfix 3.10 TLSRPT attributes.
       { name: 'smtp-tlsrpt', domains: REPORTING.map(domainOf), chroot: false, policyMap: reportingMap },
       { name: 'smtp-brace-control', domains: [domainOf('rptcontrol')], chroot: false, policyMap: `texthash:${controlMap}` },
+      // The DNS reply filter, with the TLS policy of a zone without the TLSRPT attributes (`plain`): the
+      // main.cf lines of contrib/postfix for Postfix 3.0 to 3.10.4, here on any Postfix.
+      {
+        name: 'smtp-filter',
+        domains: FILTERED.map(domainOf),
+        chroot: false,
+        policyMap: `socketmap:inet:127.0.0.1:${port}:plain`,
+        settings: { smtp_dns_reply_filter: filterMap },
+      },
     ];
-    postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS, install });
+    // REQUIRETLS as contrib/postfix says for 3.11 (a parameter older releases do not know).
+    const settings = requireTlsSupported ? { smtp_requiretls_policy: requireTlsMap } : undefined;
+    postfix = await startPostfix({ dir: postfixDir, policyMap, caPem: ca.certPem, transports: TRANSPORTS, install, settings });
     await mkdir(join(postfix.queueDir, 'mta-sts-sidecar'), { mode: 0o755 });
 
     sidecarConfig = `
 socketmap:
   listen: ["tcp:127.0.0.1:${port}", "unix:${join(postfix.queueDir, jailSocket)}"]
   unix_mode: "0666"
-fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 5000 }
+fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true, timeout_ms: 20000 }
+resolver: { answer_deadline_ms: 30000 }
 cache: { store: memory }
 zones:
   reporting: { tlsrpt: true }
+  plain: { tlsrpt: false }
 log: { level: info }
 `;
+    // Every message goes in at once, so the daemon fetches some 40 policies at once from a policy server
+    // in this (busy) test process: the generous fetch timeout and answer deadline above keep a slow fetch
+    // on a loaded machine from turning into "no policy" (fail-open by design), which no case here is about.
     sidecar = await startDaemon();
 
     // Everything but the daemon-stopped case goes in at once; the cases below wait for their own outcome.
-    for (const l of LABELS) if (!OUTAGE.includes(l)) await postfix.submit(mailTo(l));
+    for (const l of LABELS) {
+      if (OUTAGE.includes(l) || (spec(l).requireTls && !requireTlsSupported)) continue;
+      await postfix.submit(mailTo(l));
+    }
   }, 90_000);
 
   afterAll(async () => {
@@ -299,6 +380,7 @@ log: { level: info }
     // several Postfix installs in one run, each writes FILE.<version>.
     const keep = process.env.MTA_STS_E2E_LOG;
     if (keep && postfix) await writeFile(`${keep}.${version}`, postfix.log()).catch((err: unknown) => console.error('e2e log copy:', err));
+    if (keep && sidecar) await writeFile(`${keep}.${version}.daemon`, sidecar.output()).catch((err: unknown) => console.error('e2e log copy:', err));
     const steps: Array<() => Promise<unknown>> = [
       () => postfix?.stop() ?? Promise.resolve(),
       () => sidecar?.stop() ?? Promise.resolve(),
@@ -334,7 +416,16 @@ log: { level: info }
       ['certificate for another name', 'wrongname', /^Server certificate not verified$/, 'num=62:hostname mismatch', CHAIN_VALID],
       ['expired certificate', 'expired', /^Server certificate not verified$/, 'certificate has expired', 'Untrusted'],
       // The certificate is valid for the MX host's own name, which the policy's match= list does not cover.
-      ['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch', CHAIN_VALID],
+      // (Postfix >= 3.10.5 with the attributes, the default there, never connects: see below.)
+      ...(defaultExact
+        ? []
+        : [['MX host not listed in the policy', 'unlisted', /^Server certificate not verified$/, 'num=62:hostname mismatch', CHAIN_VALID] as [
+            string,
+            Label,
+            RegExp,
+            string,
+            string,
+          ]]),
       ['no STARTTLS', 'nostarttls', /^TLS is required, but was not offered by host mx\.nostarttls\.e2e\.test\[/, null, ''],
     ])('%s: deferred, never delivered, in clear or otherwise', async (_case, l, reason, certError, trust) => {
       const d = await delivery(l);
@@ -358,24 +449,74 @@ log: { level: info }
     });
   });
 
-  describe('what the socketmap interface cannot express without the TLSRPT attributes (any Postfix)', () => {
-    // `match=` makes smtp(8) check the certificate against the policy's patterns, not the MX host name
-    // against them: an MX host outside the policy is still used when its certificate names a listed host.
-    // Postfix >= 3.10.5 with the TLSRPT attributes (mx_host_pattern=) skips such an MX host instead.
-    it('unlisted MX host with a valid certificate for a listed name: delivered, verified against the policy name', async () => {
-      const d = await delivery('lookalike');
-      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('lookalike')}[${mxAddress('lookalike')}]:25` });
-      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('lookalike'))}\\[`));
-      expect(received('lookalike')).toMatchObject([{ tls: true, sni: mxOf('lookalike') }]);
-    });
+  /** smtp(8)'s warning for an MX host it skips (src/smtp/smtp_tls_policy.c). */
+  const skipped = (l: Label, mx: string) => new RegExp(`warning: MX name '${esc(mx)}' does not match STS MX pattern for '${esc(domainOf(l))}'`);
 
-    // `*.wilddeep.e2e.test` goes to Postfix as match=.wilddeep.e2e.test, which matches at any depth.
-    it('`*.domain` policy, MX host two labels below the domain: delivered (RFC 8461 §4.1 allows one)', async () => {
-      const d = await delivery('wilddeep');
-      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('wilddeep')}[${mxAddress('wilddeep')}]:25` });
-      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('wilddeep'))}\\[`));
+  describe(`default zone, tlsrpt: auto: the daemon asks Postfix ${version}`, () => {
+    /** The daemon's start-up decision for the default zone (src/app/daemon.ts logs one line per zone). */
+    const decision = () =>
+      sidecar!
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg?: string; zone?: string; tlsrpt?: boolean; why?: string })
+        .find((entry) => entry.msg === 'TLSRPT attributes in Postfix replies' && entry.zone === 'default');
+
+    it(`found ${version} (its postconf first on the daemon's PATH): attributes ${defaultTlsrpt ? 'on' : 'off'}`, async () => {
+      const floor = `${TLSRPT_ATTRIBUTES_SINCE[0]}.${TLSRPT_ATTRIBUTES_SINCE[1]}`;
+      expect(decision()).toMatchObject({
+        tlsrpt: defaultTlsrpt,
+        why: defaultTlsrpt ? `tlsrpt: auto, local Postfix ${version} >= ${floor}: on` : expect.stringContaining(`tlsrpt: auto, local Postfix ${version} < ${floor}`),
+      });
+      // What smtp(8) gets for an enforce domain of the default zone.
+      const r = await postfix.postmap(domainOf('good'), policyMap);
+      expect(r.code).toBe(0);
+      if (defaultTlsrpt) {
+        expect(r.stdout).toMatch(
+          new RegExp(`^secure match=${esc(mxOf('good'))} servername=hostname policy_type=sts policy_domain=${esc(domainOf('good'))} mx_host_pattern=${esc(mxOf('good'))} `),
+        );
+      } else {
+        expect(r.stdout).toBe(`secure match=${mxOf('good')} servername=hostname\n`);
+      }
+      // Either way the default zone's mail is delivered (`good`, above), and Postfix read every reply.
+      expect(policyWarnings('good')).toEqual([]);
     });
   });
+
+  if (!defaultExact) {
+    describe('what the socketmap interface cannot express without the TLSRPT attributes, and without the DNS reply filter', () => {
+      // `match=` makes smtp(8) check the certificate against the policy's patterns, not the MX host name
+      // against them: an MX host outside the policy is still used when its certificate names a listed host.
+      // The DNS reply filter (below, any Postfix >= 3.0), or Postfix >= 3.10.5 with the TLSRPT attributes
+      // (mx_host_pattern=), skips such an MX host instead.
+      it('unlisted MX host with a valid certificate for a listed name: delivered, verified against the policy name', async () => {
+        const d = await delivery('lookalike');
+        expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('lookalike')}[${mxAddress('lookalike')}]:25` });
+        expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('lookalike'))}\\[`));
+        expect(received('lookalike')).toMatchObject([{ tls: true, sni: mxOf('lookalike') }]);
+      });
+
+      // `*.wilddeep.e2e.test` goes to Postfix as match=.wilddeep.e2e.test, which matches at any depth.
+      it('`*.domain` policy, MX host two labels below the domain: delivered (RFC 8461 §4.1 allows one)', async () => {
+        const d = await delivery('wilddeep');
+        expect(d).toMatchObject({ status: 'sent', relay: `${mxOf('wilddeep')}[${mxAddress('wilddeep')}]:25` });
+        expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf('wilddeep'))}\\[`));
+      });
+    });
+  } else {
+    describe(`default zone on Postfix ${version}: the MX patterns enforced by Postfix itself (tlsrpt: auto)`, () => {
+      it.each<[string, Label]>([
+        ['an unlisted MX host with a valid certificate for a listed name', 'lookalike'],
+        ['`*.domain` policy, MX host two labels below the domain', 'wilddeep'],
+        ['an unlisted MX host with a certificate for its own name', 'unlisted'],
+      ])('%s: deferred, that host never connected to', async (_case, l) => {
+        const d = await delivery(l);
+        expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'server unavailable or unable to receive mail' });
+        expect(postfix.log()).toMatch(skipped(l, mxOf(l)));
+        expect(smtp.get(l)!.sessions()).toEqual([]);
+      });
+    });
+  }
 
   describe('no enforcement', () => {
     it('testing policy: delivered (opportunistic TLS, the wrong-name certificate is accepted)', async () => {
@@ -443,9 +584,6 @@ log: { level: info }
 
   // RFC 8461 §4.1 exactly, by Postfix itself: an MX host matching no mx pattern is never connected to.
   if (stsMxPatterns) describe(`MX patterns enforced by Postfix ${version} (TLSRPT attributes on)`, () => {
-    /** smtp(8)'s warning for an MX host it skips (src/smtp/smtp_tls_policy.c). */
-    const skipped = (l: Label, mx: string) => new RegExp(`warning: MX name '${esc(mx)}' does not match STS MX pattern for '${esc(domainOf(l))}'`);
-
     it.each<[string, Label]>([
       ['an unlisted MX host with a valid certificate for a listed name', 'rptlookalike'],
       ['`*.domain` policy, MX host two labels below the domain', 'rptdeep'],
@@ -478,6 +616,115 @@ log: { level: info }
     });
   });
 
+  // RFC 8461 §4.1 by the DNS reply filter (contrib/postfix: any Postfix >= 3.0), the TLSRPT attributes off.
+  describe(`DNS reply filter (smtp_dns_reply_filter = mx-filter) on Postfix ${version}, TLSRPT attributes off`, () => {
+    /** What dns_rr_action() logs for every record the filter drops (src/dns/dns_rr_filter.c). */
+    const ignored = (l: Label, mx: string) => new RegExp(`postfix/smtp\\[\\d+\\]: ignoring DNS RR: ${esc(domainOf(l))}\\. \\d+ IN MX 10 ${esc(mx)}\\.`);
+
+    it.each<[string, Label]>([
+      ['an unlisted MX host (the only one) with a valid certificate for a listed name', 'fltlookalike'],
+      ['`*.domain` policy, MX host two labels below the domain', 'fltdeep'],
+    ])('%s: its MX record dropped, deferred "DNS reply filter drops all results", never connected to', async (_case, l) => {
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'deferred', relay: 'none' });
+      expect(d.reason).toBe(`Error looking up name=${domainOf(l)} type=MX: DNS reply filter drops all results`);
+      expect(d.line).toContain('dsn=4.7.0');
+      expect(postfix.log()).toMatch(ignored(l, mxOf(l)));
+      expect(smtp.get(l)!.sessions()).toEqual([]);
+      expect((await queued(l))?.queue_name).toBe('deferred');
+    });
+
+    it('an unlisted MX host at the better preference, with a valid certificate for the listed one: dropped; delivered to the listed MX only', async () => {
+      const l: Label = 'fltmixed';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${secondMxOf(l)}[${secondMxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(ignored(l, mxOf(l)));
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(secondMxOf(l))}\\[`));
+      expect(smtp.get(l)!.sessions()).toEqual([]);
+      expect(received(l, secondSmtp.get(l)!)).toMatchObject([{ tls: true, sni: secondMxOf(l) }]);
+    });
+
+    it('`*.domain` policy, MX host one label below the domain: kept, delivered over verified TLS', async () => {
+      const l: Label = 'fltwild';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+      expect(received(l)).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+      expect(postfix.log()).not.toMatch(ignored(l, mxOf(l)));
+    });
+
+    it('testing policy not listing the MX host: nothing dropped, delivered with opportunistic TLS', async () => {
+      const l: Label = 'flttesting';
+      expect((await delivery(l)).status).toBe('sent');
+      expect(received(l)).toMatchObject([{ tls: true }]);
+      expect(postfix.log()).not.toMatch(ignored(l, mxOf(l)));
+      expect(postfix.log()).not.toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+    });
+
+    it('no MTA-STS policy: delivered as before, in clear when the MX offers no STARTTLS', async () => {
+      expect((await delivery('fltnosts')).status).toBe('sent');
+      expect(received('fltnosts')).toMatchObject([{ tls: false }]);
+    });
+
+    it('no record of any other domain was dropped, and no A record at all', () => {
+      const drops = postfix.log().split('\n').filter((line) => line.includes('ignoring DNS RR:'));
+      expect(drops.length).toBeGreaterThan(0);
+      for (const line of drops) expect(line).toMatch(/ignoring DNS RR: flt(lookalike|deep|mixed)\.e2e\.test\. \d+ IN MX /);
+    });
+  });
+
+  if (requireTlsSupported) describe(`REQUIRETLS (smtp_requiretls_policy = requiretls) on Postfix ${version}`, () => {
+    it('enforce domain, MX host with a valid certificate announcing REQUIRETLS: delivered with it (MAIL FROM ... REQUIRETLS)', async () => {
+      const l: Label = 'rtlsgood';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${mxOf(l)}[${mxAddress(l)}]:25` });
+      expect(d.line).toMatch(/ tls=secure\/requiretls, /);
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(mxOf(l))}\\[`));
+      const got = received(l);
+      expect(got).toMatchObject([{ tls: true, sni: mxOf(l) }]);
+      expect(got[0]!.from).toMatch(/^<sender@sender\.e2e\.invalid>.* REQUIRETLS\b/);
+    });
+
+    // Without REQUIRETLS the same failure defers (wrongname, above); the sender's REQUIRETLS makes it final.
+    it('enforce domain, MX host with a certificate for another name: returned to the sender (5.7.10), not delivered', async () => {
+      const l: Label = 'rtlswrong';
+      const d = await delivery(l);
+      expect(d).toMatchObject({
+        status: 'bounced',
+        reason: `Sender requested REQUIRETLS, but no matching server certificate was found. The last attempted server was ${mxOf(l)}[${mxAddress(l)}]`,
+      });
+      expect(d.line).toMatch(/ tls=!secure\/!requiretls:nocertmatch, dsn=5\.7\.10, /);
+      expect(smtp.get(l)!.messages()).toEqual([]);
+    });
+
+    it('enforce domain, verified MX host that does not announce REQUIRETLS: returned to the sender (5.7.30), not delivered', async () => {
+      const l: Label = 'rtlsnoann';
+      const d = await delivery(l);
+      expect(d).toMatchObject({
+        status: 'bounced',
+        reason: `Sender requested REQUIRETLS, but no server was found that supports REQUIRETLS. The last attempted server was ${mxOf(l)}[${mxAddress(l)}]`,
+      });
+      expect(d.line).toMatch(/ tls=secure\/!requiretls:none, dsn=5\.7\.30, /);
+      expect(smtp.get(l)!.messages()).toEqual([]);
+    });
+
+    it('no MTA-STS policy: the daemon answers opportunistic+starttls, delivered over unverified TLS with REQUIRETLS', async () => {
+      const l: Label = 'rtlsplain';
+      const d = await delivery(l);
+      expect(d.status).toBe('sent');
+      // Postfix's word for REQUIRETLS without a certificate match; `enforce` would have refused it (5.7.10).
+      expect(d.line).toMatch(/ tls=may\/requiretls:nocertmatch, dsn=2\.0\.0, /);
+      const got = received(l);
+      expect(got).toMatchObject([{ tls: true }]);
+      expect(got[0]!.from).toMatch(/ REQUIRETLS\b/);
+    });
+
+    it('postmap -q: enforce for an enforce domain, opportunistic+starttls for the rest', async () => {
+      expect(await postfix.postmap(domainOf('rtlsgood'), requireTlsMap)).toMatchObject({ code: 0, stdout: 'enforce\n' });
+      expect(await postfix.postmap(domainOf('rtlsplain'), requireTlsMap)).toMatchObject({ code: 0, stdout: 'opportunistic+starttls\n' });
+    });
+  });
+
   describe('unix socket and the chroot jail (smtp chrooted, as in Debian)', () => {
     it('socket path relative to queue_directory: found inside the jail, policy enforced, delivered', async () => {
       const d = await delivery('chroot');
@@ -502,12 +749,23 @@ log: { level: info }
   });
 
   describe('checking the setup with postmap -q (contrib/postfix/README.md)', () => {
-    const secure = (l: Label) => `secure match=${mxOf(l)} servername=hostname\n`;
+    /** The default zone's reply for `l`: with the TLSRPT attributes where `tlsrpt: auto` turned them on. */
+    const secure = (l: Label) =>
+      defaultTlsrpt
+        ? expect.stringMatching(new RegExp(`^secure match=${esc(mxOf(l))} servername=hostname policy_type=sts policy_domain=${esc(domainOf(l))} `))
+        : `secure match=${mxOf(l)} servername=hostname\n`;
     const socket = () => join(postfix.queueDir, jailSocket);
 
     it('tcp map: the enforce policy as smtp(8) gets it; nothing (exit 1) for a domain without one', async () => {
       expect(await postfix.postmap(domainOf('good'), policyMap)).toMatchObject({ code: 0, stdout: secure('good') });
       expect(await postfix.postmap(domainOf('nosts'), policyMap)).toMatchObject({ code: 1, stdout: '' });
+    });
+
+    it('mx-filter: IGNORE for an MX record the enforce policy does not list; nothing for a listed one or another type', async () => {
+      const mx = (l: Label, host: string) => `${domainOf(l)}. 300 IN MX 10 ${host}.`;
+      expect(await postfix.postmap(mx('fltlookalike', mxOf('fltlookalike')), filterMap)).toMatchObject({ code: 0, stdout: 'IGNORE\n' });
+      expect(await postfix.postmap(mx('fltwild', mxOf('fltwild')), filterMap)).toMatchObject({ code: 1, stdout: '' });
+      expect(await postfix.postmap(`${mxOf('fltlookalike')}. 300 IN A ${mxAddress('fltlookalike')}`, filterMap)).toMatchObject({ code: 1, stdout: '' });
     });
 
     it('reporting zone: the TLSRPT attributes, one policy_string per policy line, none for a line with `{`', async () => {
@@ -550,6 +808,17 @@ log: { level: info }
       for (const l of outage) await postfix.submit(mailTo(l));
       for (const l of outage) {
         const d = await delivery(l);
+        if (spec(l).filter) {
+          // The MX lookup comes first, and its filter cannot be asked: a DNS lookup error, deferred
+          // (src/dns/dns_lookup.c), before the TLS policy is even looked up.
+          expect(d).toMatchObject({ status: 'deferred', relay: 'none' });
+          expect(d.reason).toBe(`Error looking up name=${domainOf(l)} type=MX: Invalid DNS reply filter syntax`);
+          expect(postfix.log()).toContain(`${filterMap} lookup error`);
+          expect(lookupErrors(l)).toBe(0);
+          expect(smtp.get(l)!.sessions()).toEqual([]);
+          expect((await queued(l))?.queue_name).toBe('deferred');
+          continue;
+        }
         // smtp(8) cannot reach the map: it logs the table lookup error and defers with 4.7.5.
         expect(d).toMatchObject({ status: 'deferred', relay: 'none', reason: 'client TLS configuration problem' });
         expect(lookupErrors(l)).toBe(1);
@@ -581,7 +850,7 @@ log: { level: info }
     });
 
     it('the flush retried the enforce failures too: still deferred, still not delivered', async () => {
-      for (const l of ['wrongname', 'expired', 'unlisted', 'nostarttls'] as const) {
+      for (const l of ['wrongname', 'expired', 'unlisted', 'nostarttls', 'fltlookalike', 'fltdeep'] as const) {
         expect((await delivery(l, 1)).status).toBe('deferred');
         expect(smtp.get(l)!.messages()).toEqual([]);
       }

@@ -121,6 +121,8 @@ export interface ExtraTransport {
   policyMap: string;
   /** master.cf maxproc; 1 = one smtp(8) process does every delivery of this transport. Default: no limit. */
   maxproc?: number;
+  /** More `-o name=value` overrides for this transport, e.g. its own `smtp_dns_reply_filter`. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export interface PostfixOptions {
@@ -168,6 +170,11 @@ export interface Mail {
   to: string;
   subject: string;
   messageId: string;
+  /**
+   * Submitted with `sendmail -O requiretls=yes` (Postfix >= 3.11): the sender asks for REQUIRETLS
+   * (RFC 8689), as `MAIL FROM:<...> REQUIRETLS` would over SMTP.
+   */
+  requireTls?: boolean;
 }
 
 export interface Postfix {
@@ -288,7 +295,13 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
       ...transports.filter((t) => t.policyMap.startsWith('proxy:')).map((t) => t.policyMap),
     ].join(' '),
     EXTRA_TRANSPORTS: transports
-      .map((t) => `${t.name} unix - - ${t.chroot ? 'y' : 'n'} - ${t.maxproc ?? '-'} smtp\n  -o smtp_tls_policy_maps=${t.policyMap}`)
+      .map((t) =>
+        [
+          `${t.name} unix - - ${t.chroot ? 'y' : 'n'} - ${t.maxproc ?? '-'} smtp`,
+          `  -o smtp_tls_policy_maps=${t.policyMap}`,
+          ...Object.entries(t.settings ?? {}).map(([k, v]) => `  -o ${k}=${v}`),
+        ].join('\n'),
+      )
       .join('\n'),
   };
   const fill = (t: string) =>
@@ -406,7 +419,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<Postfix> {
       const message =
         `From: <${mail.from}>\nTo: <${mail.to}>\nSubject: ${mail.subject}\nMessage-ID: <${mail.messageId}>\n\n` +
         `end-to-end test message ${mail.messageId}\n`;
-      await must(cmd('sendmail'), ['-C', configDir, '-i', '-f', mail.from, '--', mail.to], message);
+      const options = mail.requireTls ? ['-O', 'requiretls=yes'] : [];
+      await must(cmd('sendmail'), ['-C', configDir, '-i', ...options, '-f', mail.from, '--', mail.to], message);
     },
     queueIdOf,
     deliveries,

@@ -41,6 +41,11 @@ export interface SmtpServerOptions {
    * server that answers 221 and then keeps the connection open for ever, even after the client's FIN.
    */
   quit?: 'close' | 'hold';
+  /**
+   * Announce REQUIRETLS (RFC 8689 §2) in the EHLO reply after STARTTLS (only there: §4.1, the option is
+   * used only over TLS). MAIL FROM's parameters, REQUIRETLS among them, are kept in `from` as sent.
+   */
+  requireTls?: boolean;
 }
 
 export interface SmtpServer {
@@ -140,6 +145,7 @@ export async function startSmtpServer(opts: SmtpServerOptions): Promise<SmtpServ
         case 'EHLO': {
           const caps = [hostname, 'PIPELINING', 'SIZE 10240000', '8BITMIME'];
           if (context && !session.tls) caps.push('STARTTLS');
+          if (opts.requireTls && session.tls) caps.push('REQUIRETLS');
           caps.forEach((c, i) => reply(`250${i === caps.length - 1 ? ' ' : '-'}${c}`));
           return;
         }
