@@ -22,6 +22,7 @@ export const PROJECTS = {
     'test/unit/',
     'test/corpus/',
     'test/cache/memory-store.test.ts',
+    'test/cache/observed-store.test.ts',
     'test/cache/sqlite-store.test.ts',
     'test/cache/sqlite-store-reopen.test.ts',
     'test/fuzz/domain-key.fuzz.test.ts',
