@@ -178,7 +178,10 @@ export class Daemon {
     if (this.current && this.current.exim.listen.length > 0) checks.exim = this.exim.addresses.length > 0 ? 'ok' : 'no listener';
     checks.store = this.core ? await probeStore(this.core.store) : 'not open';
     if (this.stopping) checks.daemon = 'stopping';
-    return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+    // DANE (issue 16): whether the resolver validates is a fact to show, not a condition of readiness.
+    const v = this.core?.dane.validation;
+    const details = { dnssec: v === undefined ? 'not known yet' : `${v.validates ? 'validating' : 'not validating'}: ${v.detail}` };
+    return { ready: Object.values(checks).every((c) => c === 'ok'), checks, details };
   }
 
   /** Stops listening, finishes replies in progress, stops the core and closes the store. Idempotent. */

@@ -18,6 +18,8 @@ export interface Readiness {
   ready: boolean;
   /** One entry per check, `ok` or what is wrong (`store: unreachable: ...`). */
   checks: Record<string, string>;
+  /** Facts shown after the checks that do not decide readiness (`dnssec: validating ...`). */
+  details?: Record<string, string>;
 }
 
 export interface HttpEndpoints {
@@ -46,8 +48,8 @@ export function httpRequestHandler(endpoints: HttpEndpoints, logger: Logger) {
       if (path === '/healthz') {
         send(200, 'ok\n');
       } else if (path === '/readyz') {
-        const { ready, checks } = await endpoints.readiness();
-        const body = Object.entries(checks).map(([k, v]) => `${k}: ${v}\n`).join('');
+        const { ready, checks, details } = await endpoints.readiness();
+        const body = Object.entries({ ...checks, ...details }).map(([k, v]) => `${k}: ${v}\n`).join('');
         send(ready ? 200 : 503, body);
       } else {
         const { body, contentType } = await endpoints.metrics();

@@ -137,7 +137,8 @@ describe('/healthz, /readyz and /metrics', () => {
 
   it('/healthz answers while the process runs; /readyz lists its checks', async () => {
     expect(await get(d.httpPort, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
-    expect(await get(d.httpPort, '/readyz')).toMatchObject({ status: 200, body: 'socketmap: ok\nstore: ok\n' });
+    // Then facts that do not decide readiness: whether the resolver validates DNSSEC (issue 16).
+    expect(await get(d.httpPort, '/readyz')).toMatchObject({ status: 200, body: expect.stringMatching(/^socketmap: ok\nstore: ok\ndnssec: (validating|not validating): .+\n$/) });
   });
 
   it('other paths are 404, other methods 405, and HEAD has no body', async () => {
