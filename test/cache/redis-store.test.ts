@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config/defaults.js';
@@ -318,6 +321,32 @@ describe('RedisStore outages', () => {
     } finally {
       await store.close();
       await down.close();
+    }
+  });
+});
+
+describe('openStore (store: redis)', () => {
+  it('takes the password from cache.redis_password_file (first line), never from the log', async () => {
+    const locked = await startRedis();
+    // Set after start: the lab's readiness check is an unauthenticated PING.
+    const admin = new Redis(locked.url, { maxRetriesPerRequest: 1 });
+    await admin.config('SET', 'requirepass', 'file-s3cret');
+    admin.disconnect();
+    const dir = mkdtempSync(join(tmpdir(), 'redis-pw-'));
+    const file = join(dir, 'password');
+    writeFileSync(file, 'file-s3cret\nsecond line ignored\n', { mode: 0o600 });
+    const log = recordingLogger();
+    const config = { store: 'redis' as const, path: '', redisUrl: locked.url, redisPasswordFile: file };
+    const store = await openStore(config, log);
+    try {
+      await store.put(makeEntry('locked.example'));
+      expect(await store.get('locked.example')).toStrictEqual(makeEntry('locked.example'));
+      expect(log.lines).toEqual([]);
+      await expect(openStore({ ...config, redisPasswordFile: join(dir, 'missing') }, log)).rejects.toThrow(/^cache\.redis_password_file: cannot read .*ENOENT/);
+    } finally {
+      await store.close();
+      await locked.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
