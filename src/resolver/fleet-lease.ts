@@ -42,6 +42,8 @@ export interface LeaseEvents {
   wait?(key: string): void;
   /** The wait ended without a result; this daemon does the work itself. */
   timeout?(key: string): void;
+  /** The store could not be asked (twice): this daemon does the work itself. */
+  unavailable?(key: string): void;
 }
 
 /** A per-process owner id: host and pid for people reading the store, random for uniqueness. */
@@ -107,7 +109,14 @@ export class FleetLease {
     try {
       held = await this.store.tryLease(key, this.owner, this.options.ttlMs);
     } catch {
-      return { kind: 'unavailable' };
+      // Once more: a busy store times a command out now and then, and the lease may even have been
+      // taken by the first try (taking one's own lease again renews it, so the retry says true).
+      try {
+        held = await this.store.tryLease(key, this.owner, this.options.ttlMs);
+      } catch {
+        this.events.unavailable?.(key);
+        return { kind: 'unavailable' };
+      }
     }
     if (!held) return undefined;
     const release = () => this.store.releaseLease(key, this.owner);

@@ -27,6 +27,7 @@ import { ConcurrencyLimit } from './concurrency-limit.js';
 import { FleetLease, leaseOwnerId, storeHasLeases } from './fleet-lease.js';
 import type { LookupTier, ResolverObserver } from './observer.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { BoundedMap } from './bounded-map.js';
 import { DueQueue } from './due-queue.js';
 import type { LookupResult, NoPolicyWhy, PolicyLookup } from './types.js';
 
@@ -110,9 +111,9 @@ export class Resolver implements PolicyLookup {
   private readonly modeCounts = { enforce: 0, testing: 0, none: 0 };
   private readonly inflight = new Map<string, Promise<LookupResult>>();
   /** Domains whose last resolution failed, with the reason class: a run of failures is logged once. */
-  private readonly failing: LRUCache<string, string>;
+  private readonly failing: BoundedMap<string, string>;
   /** When each domain's policy host was last asked (fetch pacing); bounded like the hot tier. */
-  private readonly lastFetchAt: LRUCache<string, number>;
+  private readonly lastFetchAt: BoundedMap<string, number>;
   private readonly fetches: ConcurrencyLimit;
   private readonly now: () => number;
   private readonly observer: ResolverObserver;
@@ -148,8 +149,10 @@ export class Resolver implements PolicyLookup {
       },
     });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
-    this.lastFetchAt = new LRUCache({ max: options.memoryEntries });
-    this.failing = new LRUCache({ max: options.memoryEntries });
+    // Bounded like the hot tier, but grown as used: an lru-cache fills slot arrays for all its entries
+    // at once (about 2.8 MB per 100,000), resident at idle (issue 12).
+    this.lastFetchAt = new BoundedMap(options.memoryEntries);
+    this.failing = new BoundedMap(options.memoryEntries);
     this.now = deps.now ?? Date.now;
     this.observer = deps.observer ?? {};
     this.storeReadLog = new RateLimitedLog(this.now);
@@ -165,6 +168,8 @@ export class Resolver implements PolicyLookup {
         { ttlMs: options.leaseTtlMs ?? 2 * options.answerDeadlineMs, waitMs },
         {
           wait: (key) => this.observer.leaseWait?.(domainOf(key)),
+          // The store reports its own outages (once per run); this is for a close look.
+          unavailable: (key) => this.deps.logger.debug({ lease: key }, 'fleet lease store unreachable: working without the lease'),
           timeout: (key) => {
             this.observer.leaseTimeout?.(domainOf(key));
             const suppressed = this.leaseTimeoutLog.take();
