@@ -73,7 +73,7 @@ export function buildCore(config: Config, store: PolicyStore, logger: Logger, ex
   const refresher = new Refresher(resolver, { tickMs: r.refresh_tick_ms, batch: r.refresh_batch, concurrency: r.refresh_concurrency }, logger);
   const pruner = new Pruner(resolver, store, { intervalMs: config.cache.prune_interval_ms }, logger);
   const client = createSecureDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
-  const daneResolver = new DaneResolver(client, {}, extras.daneObserver, extras.now);
+  const daneResolver = new DaneResolver(client, { answerDeadlineMs: config.resolver.answer_deadline_ms }, extras.daneObserver, extras.now);
   return { store, resolver, fetcher, refresher, pruner, dane: { resolver: daneResolver, client, validation: undefined } };
 }
 

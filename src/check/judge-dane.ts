@@ -65,6 +65,7 @@ export function judgeDane(result: DaneResult | undefined, validation: Validation
       return step('dane', 'pass', 'null MX: the domain accepts no mail', { details });
     case 'mx-lookup-failed':
     case 'host-lookup-failed':
+    case 'deadline':
       return step('dane', 'fail', `DNSSEC lookups fail (${result.detail ?? 'SERVFAIL'}): DANE senders defer mail, and MTA-STS cannot override that (RFC 8461 §2)`, {
         fix: 'fix the DNSSEC signatures (expired? DS matching the key?) or the name servers of the failing name',
         details,

@@ -37,7 +37,9 @@ export type DaneWhy =
   | 'nxdomain'
   | 'null-mx'
   | 'mx-lookup-failed'
-  | 'host-lookup-failed';
+  | 'host-lookup-failed'
+  /** lookup() only: answerDeadlineMs passed first; the resolution goes on and is cached when done. */
+  | 'deadline';
 
 /** Every state with the reasons that lead to it: the closed label set of the DANE lookup counter. */
 export const DANE_OUTCOMES: ReadonlyArray<readonly [DaneState, DaneWhy]> = [
@@ -116,6 +118,11 @@ export interface DaneOptions {
   maxTtlMs: number;
   /** A temporary failure is remembered this long, so a broken zone is not asked on every mail. */
   tempTtlMs: number;
+  /**
+   * lookup() answers `temp` (why `deadline`) when a resolution takes longer than this
+   * (resolver.answer_deadline_ms): a slow resolver must not hold Postfix past its own timeouts.
+   */
+  answerDeadlineMs: number;
 }
 
 export const DANE_DEFAULTS: DaneOptions = {
@@ -123,6 +130,7 @@ export const DANE_DEFAULTS: DaneOptions = {
   minTtlMs: 5_000,
   maxTtlMs: 3600_000,
   tempTtlMs: 10_000,
+  answerDeadlineMs: Infinity,
 };
 
 /** What the protocol handlers need of the DANE branch (src/server/postfix/map.ts, src/server/exim/lookup.ts). */
@@ -164,19 +172,34 @@ export class DaneResolver {
     return hit;
   }
 
-  /** The cached result, else one resolution per domain at a time (single-flight). Never rejects. */
+  /**
+   * The cached result, else one resolution per domain at a time (single-flight), answered as `temp`
+   * (why `deadline`) if it takes longer than answerDeadlineMs. Never rejects.
+   */
   lookup(domain: string): Promise<DaneResult> {
     const hot = this.lookupHot(domain);
     if (hot !== undefined) return Promise.resolve(hot);
-    const running = this.pending.get(domain);
-    if (running !== undefined) return running;
-    const work = this.resolve(domain).then((result) => {
-      this.cache.set(domain, result);
-      return result;
+    let running = this.pending.get(domain);
+    if (running === undefined) {
+      const work = this.resolve(domain).then((result) => {
+        this.cache.set(domain, result);
+        return result;
+      });
+      running = work.finally(() => this.pending.delete(domain));
+      this.pending.set(domain, running);
+    }
+    return this.withinDeadline(domain, running);
+  }
+
+  private withinDeadline(domain: string, running: Promise<DaneResult>): Promise<DaneResult> {
+    const ms = this.options.answerDeadlineMs;
+    if (!Number.isFinite(ms)) return running;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<DaneResult>((resolve) => {
+      // Not cached: the resolution still running will be, when it ends.
+      timer = setTimeout(() => resolve({ domain, state: 'temp', why: 'deadline', hosts: [], expiresAt: this.now(), detail: `no DANE answer within ${ms} ms` }), ms);
     });
-    const tracked = work.finally(() => this.pending.delete(domain));
-    this.pending.set(domain, tracked);
-    return tracked;
+    return Promise.race([running, late]).finally(() => clearTimeout(timer));
   }
 
   /** Forgets every cached result (a reload that changes the DNS settings). */

@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSecureDnsClient, detectValidation } from '../../src/net/secure-dns.js';
 import { DaneResolver, type DaneHostState, type DaneState, type DaneWhy } from '../../src/resolver/dane.js';
+import { startBlackholeDns } from '../lab/dns-server.js';
 import { startDnssecLab, type DnssecLab, type SignedZone } from '../lab/dnssec-lab.js';
+import { allocateLoopback, releaseLoopback } from '../lab/loopback.js';
 
 const H32 = 'a'.repeat(64);
 const H64 = 'b'.repeat(128);
@@ -186,5 +188,26 @@ describe('cache', () => {
     expect(await r.lookup('mixed.test')).toBe(a);
     expect(r.lookupHot('mixed.test')).toBe(a);
     expect(resolutions).toBe(1);
+  });
+});
+
+describe('answer deadline', () => {
+  it('a resolver that never answers: temp (deadline) at the deadline, the resolution goes on and is cached', async () => {
+    const address = await allocateLoopback();
+    const blackhole = await startBlackholeDns(address);
+    try {
+      const r = new DaneResolver(createSecureDnsClient({ servers: [address], timeoutMs: 800, tries: 1 }), { answerDeadlineMs: 200, tempTtlMs: 60_000 });
+      const started = Date.now();
+      const first = await r.lookup('dane-only.test');
+      expect(first).toMatchObject({ state: 'temp', why: 'deadline' });
+      expect(Date.now() - started).toBeLessThan(700);
+      expect(r.lookupHot('dane-only.test')).toBeUndefined();
+      // The same resolution ends at the DNS timeout: a temp result, remembered for tempTtlMs.
+      await new Promise((ok) => setTimeout(ok, 900));
+      expect(r.lookupHot('dane-only.test')).toMatchObject({ state: 'temp', why: 'mx-lookup-failed' });
+    } finally {
+      await blackhole.stop();
+      releaseLoopback(address);
+    }
   });
 });
