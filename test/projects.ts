@@ -55,6 +55,7 @@ export const PROJECTS = {
     'test/faults/rebinding-netns.test.ts',
     'test/faults/store-faults.test.ts',
     'test/packaging/deb.test.ts',
+    'test/packaging/deb-trixie.test.ts',
   ],
 } as const satisfies Record<string, readonly string[]>;
 
