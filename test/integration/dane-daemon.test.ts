@@ -184,3 +184,12 @@ describe('a resolver that never answers', () => {
     }
   }, 30_000);
 });
+
+describe('check shows DANE through the CLI', () => {
+  it('both.test: the dane step and the MX TLSA records', async () => {
+    const r = await runCli(['check', 'both.test', '--json', '--config', join(sidecar.dir, 'config.yml')], { timeoutMs: 60_000 });
+    const report = JSON.parse(r.stdout) as { steps: Array<{ id: string; status: string; mx?: string; details?: Record<string, unknown> }> };
+    expect(report.steps.find((s) => s.id === 'dane')).toMatchObject({ status: 'pass', details: { state: 'dane-only' } });
+    expect(report.steps.find((s) => s.id === 'mx-tlsa')).toMatchObject({ status: 'pass', mx: 'mx1.both.test' });
+  }, 60_000);
+});
