@@ -200,8 +200,11 @@ export class RedisStore implements PolicyStore {
     try {
       await this.#client.set(this.#key(entry.domain), JSON.stringify(entry), 'PX', Math.max(1, ttlMs));
     } catch (err) {
-      this.#markDown((err as Error).message);
-      if (!this.#closing) this.#lostWrites++;
+      // A cluster with one node lost fails only that node's writes while the rest succeed: such
+      // failures are each the caller's (and the observer's) to count, not an outage to log on and off.
+      const partial = this.#client instanceof Cluster && this.#client.status === 'ready';
+      if (!partial) this.#markDown((err as Error).message);
+      if (!this.#closing && this.#down) this.#lostWrites++;
       throw err;
     }
     if (this.#down && this.#client.status === 'ready') this.#markUp();

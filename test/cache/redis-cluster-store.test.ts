@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.js';
 import { startClusterLab, type ClusterLab } from '../lab/redis-cluster.js';
 import { sleep } from '../lab/wait.js';
+import { recordingLogger } from './recording-logger.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
 
 let lab: ClusterLab;
@@ -65,7 +66,8 @@ describe('RedisStore on Redis Cluster: node loss', () => {
 
   it("a node stops: its keys' lookups reject within a bounded time (the resolver resolves them directly), the other nodes' keys still answer; after it is back every lookup answers", { timeout: 60_000 }, async () => {
     const keyPrefix = `loss:${randomUUID()}:`;
-    const store = await RedisStore.open(options({ keyPrefix }));
+    const log = recordingLogger();
+    const store = await RedisStore.open(options({ keyPrefix, logger: log }));
     const lost = 2;
     try {
       const entries = Array.from({ length: 30 }, (_, i) => makeEntry(`d${i}.example`));
@@ -88,6 +90,10 @@ describe('RedisStore on Redis Cluster: node loss', () => {
       const survivor = entries.find((e) => nodeOf.get(e.domain) !== lost)!;
       await store.put({ ...survivor, failures: 7 });
       expect((await store.get(survivor.domain))!.failures).toBe(7);
+      // A write to the lost node fails on its own; one node's loss is not logged as the cache's outage.
+      const onLost = entries.find((e) => nodeOf.get(e.domain) === lost)!;
+      await expect(store.put(onLost)).rejects.toThrow();
+      expect(log.lines).toEqual([]);
 
       await lab.nodes[lost]!.restart();
       await lab.waitHealthy();
