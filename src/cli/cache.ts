@@ -1,13 +1,13 @@
 /**
  * `mta-sts-sidecar cache list|show|forget|refresh|export`: the configured store, read and changed from
- * the command line, also while the daemon runs (sqlite in WAL mode and Redis both allow a second client).
+ * the command line, also while the daemon runs (sqlite in WAL mode, Redis and PostgreSQL allow a second client).
  * A running daemon keeps its own in-memory copy: `forget` takes effect there at its next restart or
  * re-check, `refresh` at its next re-check (docs/decisions.md).
  */
 import { pino } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
-import { openStore } from '../cache/open-store.js';
+import { openStore, storeConfigOf } from '../cache/open-store.js';
 import { patternText } from '../sts/mx.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import { normalizeDomainKey } from '../sts/domain.js';
@@ -21,7 +21,8 @@ export interface CacheCommandOptions {
 async function withStore<T>(config: Config, work: (store: PolicyStore) => Promise<T>): Promise<T> {
   // Store problems (corrupt file moved aside, Redis down) go to stderr as one line each, not as JSON logs.
   const logger = pino({ level: 'warn' }, pino.destination(2));
-  const store = await openStore({ store: config.cache.store, path: config.cache.path, redisUrl: config.cache.redis_url }, logger);
+  // The daemon's own mapping: Sentinel, Cluster, PostgreSQL and password files work here too.
+  const store = await openStore(storeConfigOf(config), logger);
   try {
     return await work(store);
   } finally {
