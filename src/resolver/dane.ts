@@ -112,6 +112,8 @@ export const DANE_LIMITS = {
 export interface DaneOptions {
   /** Cached domains at most. */
   maxEntries: number;
+  /** And at most this many bytes (estimated by daneResultBytes); a result bigger than this is not cached. */
+  maxBytes: number;
   /** A result is kept at least this long, whatever the TTLs (DNS TTL 0 would otherwise mean re-asking every time). */
   minTtlMs: number;
   /** And at most this long (like a resolver's cache-max-ttl). */
@@ -127,6 +129,7 @@ export interface DaneOptions {
 
 export const DANE_DEFAULTS: DaneOptions = {
   maxEntries: 100_000,
+  maxBytes: 32 * 1024 * 1024,
   minTtlMs: 5_000,
   maxTtlMs: 3600_000,
   tempTtlMs: 10_000,
@@ -158,7 +161,7 @@ export class DaneResolver {
     private readonly now: () => number = Date.now,
   ) {
     this.options = { ...DANE_DEFAULTS, ...options };
-    this.cache = new LRUCache({ max: this.options.maxEntries });
+    this.cache = new LRUCache({ max: this.options.maxEntries, maxSize: this.options.maxBytes, sizeCalculation: daneResultBytes });
   }
 
   /** An unexpired cached result, without resolving. */
@@ -306,6 +309,16 @@ export class DaneResolver {
     const lifetime = state === 'temp' ? o.tempTtlMs : Math.min(o.maxTtlMs, Math.max(o.minTtlMs, ttlSeconds * 1000));
     return { domain, state, why, hosts, expiresAt: this.now() + lifetime, ...(detail === undefined ? {} : { detail }) };
   }
+}
+
+/** Bytes a cached result holds, estimated: fixed overheads plus names and TLSA data (bounded by DNS sizes). */
+export function daneResultBytes(r: DaneResult): number {
+  let bytes = 200 + r.domain.length * 2 + (r.detail?.length ?? 0) * 2;
+  for (const h of r.hosts) {
+    bytes += 150 + (h.name.length + (h.tlsaName?.length ?? 0) + (h.detail?.length ?? 0)) * 2;
+    for (const t of h.records) bytes += 120 + t.record.data.length;
+  }
+  return bytes;
 }
 
 type Asked = { ok: true; response: SecureResponse } | { ok: false; detail: string };
