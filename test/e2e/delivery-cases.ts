@@ -82,6 +82,11 @@ interface DomainSpec {
    * the MX hosts the policy lists, on any Postfix.
    */
   filter?: true;
+  /**
+   * Through the `smtp-filter-default` transport: the DNS reply filter and the default zone's policy
+   * (with the TLSRPT attributes where `tlsrpt: auto` turns them on): both lines together.
+   */
+  filterDefault?: true;
   /** Submitted with REQUIRETLS (`sendmail -O requiretls=yes`); only where Postfix has it (>= 3.11). */
   requireTls?: true;
   /** The MX host announces REQUIRETLS after STARTTLS (RFC 8689 §2). */
@@ -145,6 +150,15 @@ const DOMAINS = {
   flttesting: { mode: 'testing', tls: 'valid', filter: true, policyMx: [`mx.elsewhere.${ZONE}`] },
   fltnosts: { mode: null, tls: 'no-starttls', filter: true },
   fltoutage: { mode: null, tls: 'no-starttls', filter: true },
+  // The filter beside the default zone (on 3.11 Postfix's own MX pattern check as well): fltmixed again.
+  bothmixed: {
+    mode: 'enforce',
+    tls: 'valid',
+    filterDefault: true,
+    policyMx: [`mx2.bothmixed.${ZONE}`],
+    certName: `mx2.bothmixed.${ZONE}`,
+    second: { mxHost: 'mx2' },
+  },
   // Submitted with REQUIRETLS (Postfix >= 3.11; smtp_requiretls_policy = the daemon's requiretls map).
   rtlsgood: { mode: 'enforce', tls: 'valid', requireTls: true, mxRequireTls: true },
   rtlswrong: { mode: 'enforce', tls: 'wrong-name', requireTls: true, mxRequireTls: true },
@@ -163,6 +177,7 @@ const spec = (l: Label): DomainSpec => DOMAINS[l];
 const OUTAGE: Label[] = ['restart', 'sticky', 'outage', 'fltoutage'];
 const REPORTING = LABELS.filter((l) => spec(l).reporting);
 const FILTERED = LABELS.filter((l) => spec(l).filter);
+const FILTERED_DEFAULT = LABELS.filter((l) => spec(l).filterDefault);
 const REQUIRETLS = LABELS.filter((l) => spec(l).requireTls);
 
 const domainOf = (l: Label) => `${l}.${ZONE}`;
@@ -344,6 +359,8 @@ export function deliveryCases(install: PostfixInstall): void {
         policyMap: `socketmap:inet:127.0.0.1:${port}:plain`,
         settings: { smtp_dns_reply_filter: filterMap },
       },
+      // Both: the filter and the default zone's policy (TLSRPT attributes as tlsrpt: auto decides).
+      { name: 'smtp-filter-default', domains: FILTERED_DEFAULT.map(domainOf), chroot: false, policyMap, settings: { smtp_dns_reply_filter: filterMap } },
     ];
     // REQUIRETLS as contrib/postfix says for 3.11 (a parameter older releases do not know).
     const settings = requireTlsSupported ? { smtp_requiretls_policy: requireTlsMap } : undefined;
@@ -666,10 +683,23 @@ log: { level: info }
       expect(received('fltnosts')).toMatchObject([{ tls: false }]);
     });
 
+    it(`both lines (the filter and the default zone, TLSRPT attributes ${defaultTlsrpt ? 'on' : 'off'}): the unlisted MX dropped, delivered to the listed one`, async () => {
+      const l: Label = 'bothmixed';
+      const d = await delivery(l);
+      expect(d).toMatchObject({ status: 'sent', relay: `${secondMxOf(l)}[${secondMxAddress(l)}]:25` });
+      expect(postfix.log()).toMatch(ignored(l, mxOf(l)));
+      // Dropped before Postfix's own pattern check could skip it: it never sees that MX host.
+      expect(postfix.log()).not.toMatch(skipped(l, mxOf(l)));
+      expect(postfix.log()).toMatch(new RegExp(`Verified TLS connection established to ${esc(secondMxOf(l))}\\[`));
+      expect(smtp.get(l)!.sessions()).toEqual([]);
+      expect(received(l, secondSmtp.get(l)!)).toMatchObject([{ tls: true, sni: secondMxOf(l) }]);
+      expect(policyWarnings(l)).toEqual([]);
+    });
+
     it('no record of any other domain was dropped, and no A record at all', () => {
       const drops = postfix.log().split('\n').filter((line) => line.includes('ignoring DNS RR:'));
       expect(drops.length).toBeGreaterThan(0);
-      for (const line of drops) expect(line).toMatch(/ignoring DNS RR: flt(lookalike|deep|mixed)\.e2e\.test\. \d+ IN MX /);
+      for (const line of drops) expect(line).toMatch(/ignoring DNS RR: (fltlookalike|fltdeep|fltmixed|bothmixed)\.e2e\.test\. \d+ IN MX /);
     });
   });
 
