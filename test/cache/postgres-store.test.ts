@@ -168,6 +168,28 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('a database that accepts but never answers makes calls reject after the query timeout, not hang; logged once, and it recovers', { timeout: 60_000 }, async () => {
+    const log = recordingLogger();
+    const store = await PostgresStore.open(options(undefined, { logger: log, queryTimeoutMs: 500, connectTimeoutMs: 500 }));
+    try {
+      await store.put(makeEntry('example.com'));
+      lab.freeze();
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        await expect(store.get('example.com')).rejects.toThrow(/timeout/i);
+        expect(performance.now() - t0).toBeLessThan(1_500);
+      }
+      await expect(store.put(makeEntry('lost.example'))).rejects.toThrow(/timeout/i);
+      lab.thaw();
+      expect(await eventually(() => store.get('example.com'), 15_000)).toStrictEqual(makeEntry('example.com'));
+      expect(log.lines.map((l) => l.level)).toEqual(['warn', 'info']);
+      expect(log.lines[1]!.obj).toMatchObject({ writesLost: 1 });
+    } finally {
+      lab.thaw();
+      await store.close();
+    }
+  });
+
   it('open() with PostgreSQL down resolves within the connect timeout; the schema is made once it is back', { timeout: 60_000 }, async () => {
     const log = recordingLogger();
     await lab.stop();

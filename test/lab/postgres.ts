@@ -9,7 +9,7 @@
  * which daemonizes), so stop()/restart() act on it directly.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,13 @@ export interface PostgresLab {
   stop(): Promise<void>;
   /** Start it again on the same port with the same data. */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP the server and every backend: connections stay open but nothing is answered (a hung
+   * database or a black-holed network). New logins hang in the listen backlog.
+   */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   /** stop() and remove the directory. */
   close(): Promise<void>;
 }
@@ -127,11 +134,39 @@ export async function startPostgres(): Promise<PostgresLab> {
       await stop();
       child = await spawnPostgres(bin, data, dir, port, as);
     },
+    freeze() {
+      if (child?.pid === undefined) throw new Error('postgres is not running');
+      // Children first, so the postmaster does not see them stop and react.
+      for (const pid of childrenOf(child.pid)) process.kill(pid, 'SIGSTOP');
+      process.kill(child.pid, 'SIGSTOP');
+    },
+    thaw() {
+      if (child?.pid === undefined) throw new Error('postgres is not running');
+      process.kill(child.pid, 'SIGCONT');
+      for (const pid of childrenOf(child.pid)) process.kill(pid, 'SIGCONT');
+    },
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The processes whose parent is `pid` (the postmaster's backends and helpers), from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 async function spawnPostgres(bin: string, data: string, dir: string, port: number, as: { uid: number; gid: number } | undefined): Promise<ChildProcess> {
