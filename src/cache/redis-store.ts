@@ -3,6 +3,7 @@
  *
  * - One string key per domain, `<prefix><domain>`, holding the entry as JSON. Each key carries a TTL of
  *   (expiresAt - now) + DEFAULTS.cache.redis_ttl_slack_ms, so Redis forgets dead policies by itself.
+ *   A write never replaces a later fetch with an earlier one (a Lua compare-and-set on fetchedAt, then id).
  * - An outage must cost cache misses, never a hang or a crash: no offline queue (a command while
  *   disconnected rejects at once), a short connect timeout, a per-command timeout, one retry per request,
  *   and reconnection with capped exponential backoff for ever. The outage is logged once when it starts
@@ -85,6 +86,25 @@ for _, key in ipairs(KEYS) do
   end
 end
 return removed
+`;
+
+/**
+ * KEYS[1]: the policy key; ARGV: JSON, TTL (ms), fetchedAt, id. Writes unless the stored entry is a
+ * later fetch (larger fetchedAt, then larger id): several daemons write the same domain, and one whose
+ * copy is older (a re-check of the policy another daemon has just replaced) must not undo the newer
+ * write. 1 when written, 0 when kept. An unreadable stored value is replaced.
+ */
+const PUT_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, entry = pcall(cjson.decode, current)
+  if ok and type(entry) == 'table' and type(entry.fetchedAt) == 'number' and type(entry.id) == 'string' then
+    local fetchedAt = tonumber(ARGV[3])
+    if entry.fetchedAt > fetchedAt or (entry.fetchedAt == fetchedAt and entry.id > ARGV[4]) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 `;
 
 /**
@@ -193,12 +213,13 @@ export class RedisStore implements PolicyStore {
 
   /**
    * Written straight through (Redis is fast and remote); rejects while Redis is unreachable. A failed write
-   * is counted for the outage's end line instead of being logged on its own.
+   * is counted for the outage's end line instead of being logged on its own. An entry older than the
+   * stored one (fetchedAt, then id) is not written, and resolves all the same (PUT_SCRIPT).
    */
   async put(entry: CacheEntry): Promise<void> {
     const ttlMs = Math.max(0, Math.ceil(entry.expiresAt - Date.now())) + this.#ttlSlackMs;
     try {
-      await this.#client.set(this.#key(entry.domain), JSON.stringify(entry), 'PX', Math.max(1, ttlMs));
+      await this.#client.eval(PUT_SCRIPT, 1, this.#key(entry.domain), JSON.stringify(entry), Math.max(1, ttlMs), entry.fetchedAt, entry.id);
     } catch (err) {
       // A cluster with one node lost fails only that node's writes while the rest succeed: such
       // failures are each the caller's (and the observer's) to count, not an outage to log on and off.
