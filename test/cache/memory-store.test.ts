@@ -28,8 +28,8 @@ describe('MemoryStore', () => {
   it('openStore() refuses an unknown store kind, naming the config key', async () => {
     const log = (): void => {};
     await expect(
-      openStore({ store: 'postgres' as never, path: '', redisUrl: '' }, { info: log, warn: log, error: log }),
-    ).rejects.toThrow(/^cache\.store: must be one of sqlite, memory, redis/);
+      openStore({ store: 'mysql' as never, path: '', redisUrl: '' }, { info: log, warn: log, error: log }),
+    ).rejects.toThrow(/^cache\.store: must be one of sqlite, memory, redis, postgres/);
   });
 
   it('keeps nothing across instances', async () => {
