@@ -49,6 +49,9 @@ LAB_SYSTEM_PACKAGES=(
   # scripts/trixie-lab.sh: a minimal Debian 13 tree (Debian's Postfix 3.10 and Node.js 20) for
   # test/packaging/deb-trixie.test.ts and test/e2e/delivery-trixie.test.ts
   "debootstrap:debootstrap"
+  # test/lab/tinyproxy.ts: a real HTTP CONNECT proxy for fetch.proxy (test/integration/fetch-proxy.test.ts);
+  # tinyproxy-bin is the program without the service
+  "tinyproxy-bin:tinyproxy"
 )
 
 lab_system_deps() (

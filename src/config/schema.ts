@@ -26,6 +26,7 @@ import {
   nullable,
   oneOf,
   postgresUrl,
+  proxySetting,
   redisUrl,
   show,
   text,
@@ -223,6 +224,12 @@ export const SCHEMA = {
     timeout_ms: key(ms(100), 10_000, 'deadline for connecting, the headers and the body together'),
     max_bytes: key(bytes(1024, 16 << 20), RFC8461.POLICY_MAX_BYTES, 'largest policy accepted (RFC 8461 §3.3: 64 KiB)'),
     user_agent: key(text, 'mta-sts-sidecar', 'the User-Agent header of policy fetches'),
+    proxy: key(
+      proxySetting,
+      null,
+      'fetch policies through this HTTP CONNECT proxy; `env`: the one HTTPS_PROXY names, except for NO_PROXY hosts',
+      "Certificate validation, SNI, refused redirects, `fetch.timeout_ms` and `fetch.max_bytes` are unchanged: the TLS session to the policy host runs inside the tunnel. The proxy resolves the policy host itself, out of sight of the address filter: a host that our own DNS resolves to any non-public address is not sent through it (reason `address`) unless `fetch.allow_private_addresses` is true. Its password is masked in output.",
+    ),
   }),
   cache: section(
     'The policy cache.',

@@ -179,6 +179,33 @@ export const redisUrl: Type<string> = {
   redact: maskUrl,
 };
 
+/**
+ * An HTTP CONNECT proxy URL, `http://[USER:PASSWORD@]HOST[:PORT]` (the tunnel carries our own TLS; an
+ * https:// proxy, TLS in TLS, is not offered). Its password never appears in an error.
+ */
+export function checkProxyUrl(v: unknown, path: string): string {
+  let url: URL | undefined;
+  if (typeof v === 'string') {
+    try {
+      url = new URL(v);
+    } catch {
+      url = undefined;
+    }
+  }
+  if (url === undefined || url.protocol !== 'http:' || url.hostname === '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    const shown = typeof v === 'string' ? show(maskUrl(v)) : show(v);
+    throw new ConfigError(path, `must be an http://HOST:PORT proxy URL, "env" or null, got ${shown}`);
+  }
+  return v as string;
+}
+
+/** `fetch.proxy`: a CONNECT proxy URL, `env` (HTTPS_PROXY and NO_PROXY), or null (direct). */
+export const proxySetting: Type<string | null> = {
+  accepts: 'http://[USER:PASSWORD@]HOST:PORT, env (HTTPS_PROXY and NO_PROXY), or null (direct)',
+  check: (v, path) => (v === null || v === 'env' ? v : checkProxyUrl(v, path)),
+  redact: (v) => (v === null ? v : maskUrl(v)),
+};
+
 /** A PostgreSQL URL (postgres:// or postgresql://); its password never appears in an error. */
 export const postgresUrl: Type<string> = {
   accepts: 'postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?sslmode=...]',

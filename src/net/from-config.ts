@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { createDnsClient, type DnsClient, type MxLookup } from './dns.js';
 import { createPolicyFetcher, type PolicyFetcher } from './policy-fetch.js';
+import { proxyFromSetting } from './proxy.js';
 
 export interface Network {
   dns: DnsClient & MxLookup;
@@ -15,7 +16,10 @@ export interface Network {
   extraCaPem: string | null;
 }
 
-/** Throws ConfigError naming `fetch.ca_file` when that file is unusable. */
+/**
+ * Throws ConfigError naming `fetch.ca_file` when that file is unusable, or `fetch.proxy` when it says
+ * `env` and HTTPS_PROXY is not an http:// proxy URL.
+ */
 export function networkFromConfig(config: Config): Network {
   const dns = createDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
   const extraCaPem = readCaFile(config.fetch.ca_file);
@@ -25,6 +29,7 @@ export function networkFromConfig(config: Config): Network {
     timeoutMs: config.fetch.timeout_ms,
     maxBytes: config.fetch.max_bytes,
     userAgent: config.fetch.user_agent,
+    proxy: proxyFromSetting(config.fetch.proxy),
   });
   return { dns, fetcher, extraCaPem };
 }

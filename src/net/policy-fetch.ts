@@ -2,17 +2,19 @@
  * RFC 8461 §3.3: fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` strictly: validated certificate
  * for the policy host (SNI; subjectAltName DNS-IDs only, the one identity rule of ./identity.ts),
  * TLS >= 1.2, no redirects, 200 only, text/plain, a size cap enforced while streaming, one total
- * deadline, and no HTTP cache.
+ * deadline, and no HTTP cache. Optionally through an HTTP CONNECT proxy (./proxy.ts): the same TLS rules
+ * and limits inside the tunnel.
  */
 import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
-import { Agent, buildConnector, request } from 'undici';
+import { Agent, buildConnector, ProxyAgent, request, type Dispatcher } from 'undici';
 import { StsError } from '../errors.js';
 import { RFC8461 } from '../sts/rfc8461.js';
 import type { DnsClient } from './dns.js';
 import { isPublicAddress } from './address-filter.js';
 import { classifyFetchError } from './fetch-errors.js';
 import { checkCertificateIdentity } from './identity.js';
+import { bypassesProxy, type ProxySettings } from './proxy.js';
 
 export interface PolicyFetchOptions {
   /** Extra trusted roots (PEM), added to the system roots. */
@@ -21,6 +23,8 @@ export interface PolicyFetchOptions {
   timeoutMs: number;
   maxBytes: number;
   userAgent: string;
+  /** Fetch through this CONNECT proxy (hosts in its noProxy list go direct); null: always direct. */
+  proxy?: ProxySettings | null;
 }
 
 export interface FetchedPolicy {
@@ -54,12 +58,27 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     );
   };
 
+  /**
+   * The proxy resolves the policy host itself, out of the address filter's sight: ask our own DNS first
+   * and send no host through the proxy that resolves to any non-public address (a name that points into
+   * the proxy's network, e.g. its metadata service or an internal host).
+   */
+  const checkBeforeProxy = async (host: string): Promise<void> => {
+    if (options.allowPrivateAddresses) return;
+    const all = await dns.addresses(host);
+    const inner = all.filter((a) => !isPublicAddress(a.address));
+    if (all.length === 0 || inner.length > 0) {
+      const list = all.map((a) => a.address).join(', ') || 'none';
+      throw new StsError('address', `${host} resolves to non-public addresses (${list}): not sent through the proxy`);
+    }
+  };
+
   // One TLS context for every fetch. Building one parses every trusted root: tens of milliseconds of CPU
   // on the event loop, which per connection stalled the daemon when many domains were new at once
   // (BENCHMARKS.md, scenario 3). Sharing it shares no sessions: a client session is only resumed when one
   // is passed to tls.connect, and we pass none (maxCachedSessions: 0).
   const secureContext = createSecureContext({ ca, minVersion: 'TLSv1.2' });
-  const inner = buildConnector({
+  const tlsOptions = {
     secureContext,
     ca,
     minVersion: 'TLSv1.2',
@@ -70,8 +89,8 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     // A resumed session would skip certificate validation on a later fetch: keep none.
     maxCachedSessions: 0,
     timeout: options.timeoutMs,
-    lookup,
-  } as buildConnector.BuildOptions);
+  } as const;
+  const inner = buildConnector({ ...tlsOptions, lookup } as buildConnector.BuildOptions);
 
   // Check the address actually connected to as well: DNS may change between lookups.
   const connect: buildConnector.connector = (opts, callback) => {
@@ -86,8 +105,7 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     });
   };
 
-  const agent = new Agent({
-    connect,
+  const limits = {
     // A hostile host gets a bounded number of sockets from us, and none kept afterwards.
     connections: 2,
     pipelining: 0,
@@ -96,7 +114,19 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     maxResponseSize: options.maxBytes,
-  });
+  };
+  const agent = new Agent({ connect, ...limits });
+  const proxy = options.proxy ?? null;
+  // Through the proxy, the TLS session to the policy host is made inside the CONNECT tunnel with the same
+  // options (roots, TLS >= 1.2, our identity check, no session reuse); SNI is the policy host's name.
+  const proxied: Dispatcher | null = proxy
+    ? new ProxyAgent({ uri: proxy.url, requestTls: tlsOptions, proxyTls: { timeout: options.timeoutMs }, ...limits } as ProxyAgent.Options)
+    : null;
+  const dispatcherFor = async (host: string): Promise<Dispatcher> => {
+    if (proxied === null || bypassesProxy(host, proxy!.noProxy)) return agent;
+    await checkBeforeProxy(host);
+    return proxied;
+  };
 
   return {
     async fetch(domain) {
@@ -104,8 +134,9 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
       const url = `https://${host}${RFC8461.POLICY_PATH}`;
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
+        const dispatcher = await dispatcherFor(host);
         const res = await request(url, {
-          dispatcher: agent,
+          dispatcher,
           method: 'GET',
           signal,
           // RFC 8461 §3.3: "HTTP caching MUST NOT be used" (and undici has no cache unless asked).
@@ -133,7 +164,9 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
         throw classifyFetchError(err, url, signal);
       }
     },
-    close: () => agent.close(),
+    close: async () => {
+      await Promise.all([agent.close(), proxied?.close()]);
+    },
   };
 }
 
