@@ -368,6 +368,17 @@ export class Metrics {
       this.cacheMisses.inc({ tier }, 0);
     }
     for (const result of ['ok', 'failed']) this.reloads.inc({ result }, 0);
+    // Fleet leases (a shared store, issue 11): the series exist from the start, at 0 on a lone daemon.
+    const leaseWaits = add(
+      new PlainSeries(`${p}lease_waits_total`, "Policy fetches this daemon left to another daemon of the fleet (whose lease it waited on)", 'counter', []),
+    );
+    const leaseTimeouts = add(
+      new PlainSeries(`${p}lease_timeouts_total`, "Such waits that ended without the other daemon's result: this daemon fetched itself", 'counter', []),
+    );
+    const fleetHits = add(
+      new PlainSeries(`${p}fleet_hits_total`, 'Policies taken from the shared store that another daemon fetched or re-checked, instead of our own fetch', 'counter', []),
+    );
+    for (const series of [leaseWaits, leaseTimeouts, fleetHits]) series.inc({}, 0);
 
     this.observer = {
       // The same counts as cacheOutcomes(tier), without an allocation per lookup.
@@ -385,6 +396,9 @@ export class Metrics {
       policy: (_domain, mode) => this.policyEvents.inc({ event: mode ?? 'expired' }),
       overload: () => this.overloads.inc(),
       deviation: (rule) => this.deviations.inc({ rule }),
+      leaseWait: () => leaseWaits.inc(),
+      leaseTimeout: () => leaseTimeouts.inc(),
+      fleetHit: () => fleetHits.inc(),
     };
   }
 
@@ -504,5 +518,8 @@ export function combineObservers(...observers: Array<ResolverObserver | undefine
     policy: (domain, mode) => list.forEach((o) => o.policy?.(domain, mode)),
     overload: (domain) => list.forEach((o) => o.overload?.(domain)),
     deviation: (rule, domain) => list.forEach((o) => o.deviation?.(rule, domain)),
+    leaseWait: (domain) => list.forEach((o) => o.leaseWait?.(domain)),
+    leaseTimeout: (domain) => list.forEach((o) => o.leaseTimeout?.(domain)),
+    fleetHit: (domain) => list.forEach((o) => o.fleetHit?.(domain)),
   };
 }
