@@ -6,6 +6,8 @@
 # Runs the same delivery cases (test/e2e/delivery-cases.ts) twice, one file after the other: with the
 # host's Postfix (delivery.test.ts; Debian 12: 3.7) and with Postfix 3.11.6 (delivery-3.11.test.ts),
 # built once from vendor/postfix into .cache by scripts/postfix-lab.sh (called below; quiet when cached).
+# And with Debian 13's Postfix (delivery-trixie.test.ts), run in the trixie tree that scripts/trixie-lab.sh
+# makes once into .cache (called below too).
 # test/e2e/dane.test.ts puts both behind smtp_tls_security_level = dane in a DNSSEC-signed world (its
 # validating Unbound takes the address this namespace's resolv.conf names).
 #
@@ -34,6 +36,7 @@ for bin in ip postfix sendmail postqueue nsd unbound ldns-signzone; do
 done
 export PATH="$PATH:/usr/sbin:/sbin"
 bash scripts/postfix-lab.sh
+bash scripts/trixie-lab.sh # Debian 13 tree, for delivery-trixie.test.ts (quiet when cached)
 
 prefix=mta-sts-e2e-
 name="$prefix$$"
