@@ -108,7 +108,7 @@ function daneCases(install: PostfixInstall): void {
 socketmap: { listen: ["tcp:127.0.0.1:${port}"] }
 fetch: { ca_file: "$DIR/ca.pem", allow_private_addresses: true }
 cache: { store: memory }
-zones: { default: { tlsrpt: false } }
+zones: { default: { tlsrpt: false }, nodane: { dane: "off" } }
 `,
         { 'ca.pem': ca.certPem },
       );
@@ -156,6 +156,11 @@ zones: { default: { tlsrpt: false } }
       } else {
         expect(got).toHaveLength(0);
       }
+    });
+
+    it('the control: without DANE first (zone dane: off) danewins would get an MTA-STS answer its MX fails', async () => {
+      const answer = await postfix.postmap('danewins.test', policyMap.replace(/:postfix$/, ':nodane'));
+      expect(answer.stdout.trim()).toBe('secure match=mx.elsewhere.test servername=hostname');
     });
 
     it('danewins went through DANE (Postfix logged a verified DANE connection), danefail failed it', () => {
