@@ -17,6 +17,8 @@ export interface StoreConfig {
   redisUrl: string;
   /** `cache.redis_password_file`: read when the store is opened; overrides a password in redisUrl. */
   redisPasswordFile?: string | null;
+  /** `cache.redis_tls_ca_file`: PEM read when the store is opened; for `rediss://`. */
+  redisTlsCaFile?: string | null;
   /** `cache.redis_sentinels` (HOST:PORT): non-empty means Sentinel mode, asking for `redisMasterName`. */
   redisSentinels?: readonly string[];
   redisMasterName?: string;
@@ -43,6 +45,7 @@ export function storeConfigOf(config: Config): StoreConfig {
     path: c.path,
     redisUrl: c.redis_url,
     redisPasswordFile: c.redis_password_file,
+    redisTlsCaFile: c.redis_tls_ca_file,
     redisSentinels: c.redis_sentinels,
     redisMasterName: c.redis_master_name,
     redisClusterNodes: c.redis_cluster_nodes,
@@ -69,6 +72,18 @@ export function readPasswordFile(path: string, key: string): string {
   return password;
 }
 
+/** CA certificates in PEM; an unreadable file or one without a certificate is a ConfigError naming the key. */
+export function readCaFile(path: string, key: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(key, `${path} holds no PEM certificate`);
+  return pem;
+}
+
 /**
  * Open the configured store. SQLite opens synchronously and fails only on an unusable path or a schema
  * newer than this version knows (a corrupt file is moved aside instead). Redis and PostgreSQL wait a
@@ -93,6 +108,7 @@ export async function openStore(config: StoreConfig, logger: StoreLogger): Promi
         url: config.redisUrl,
         logger,
         password: config.redisPasswordFile ? readPasswordFile(config.redisPasswordFile, 'cache.redis_password_file') : undefined,
+        tlsCa: config.redisTlsCaFile ? readCaFile(config.redisTlsCaFile, 'cache.redis_tls_ca_file') : undefined,
         sentinels: config.redisSentinels,
         masterName: config.redisMasterName,
         clusterNodes: config.redisClusterNodes,

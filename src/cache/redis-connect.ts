@@ -19,6 +19,8 @@ export interface RedisConnectOptions {
   url: URL;
   /** Overrides a password in the URL (`cache.redis_password_file`). */
   password?: string;
+  /** CA certificates (PEM) for `rediss://`; default the system's. */
+  tlsCa?: string;
   sentinels?: readonly string[];
   masterName?: string;
   clusterNodes?: readonly string[];
@@ -41,7 +43,9 @@ export function parseHostPort(s: string, key: string): { host: string; port: num
 export function connectRedis(o: RedisConnectOptions): RedisClient {
   // Attempt n waits min * 2^(n-1), capped; a number (never null) means: keep trying for ever.
   const backoff = (attempt: number) => Math.min(o.reconnectMinDelayMs * 2 ** Math.min(attempt - 1, 30), o.reconnectMaxDelayMs);
-  const tls = o.url.protocol === 'rediss:' ? { servername: o.url.hostname } : undefined;
+  // Node names the server (SNI, certificate check) after the host of each connection: the URL's host,
+  // or each Sentinel, primary and Cluster node in turn.
+  const tls = o.url.protocol === 'rediss:' ? (o.tlsCa !== undefined ? { ca: o.tlsCa } : {}) : undefined;
   const username = o.url.username === '' ? undefined : decodeURIComponent(o.url.username);
   const password = o.password ?? (o.url.password === '' ? undefined : decodeURIComponent(o.url.password));
   const common: RedisOptions = {
@@ -87,7 +91,7 @@ export function connectRedis(o: RedisConnectOptions): RedisClient {
     });
   }
 
-  return new Redis(o.url.href, { ...common, ...(o.password !== undefined ? { password: o.password } : {}) });
+  return new Redis(o.url.href, { ...common, ...(o.password !== undefined ? { password: o.password } : {}), ...(tls ? { tls } : {}) });
 }
 
 /** The per-node options of a cluster: the cluster itself retries and queues, not each node. */

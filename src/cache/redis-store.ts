@@ -36,6 +36,8 @@ export interface RedisStoreOptions {
   url: string;
   /** Overrides a password in the URL (`cache.redis_password_file`). */
   password?: string;
+  /** CA certificates (PEM) for `rediss://` (`cache.redis_tls_ca_file`); default the system's. */
+  tlsCa?: string;
   /** `cache.redis_sentinels`: non-empty means Sentinel mode. */
   sentinels?: readonly string[];
   /** `cache.redis_master_name`. */
@@ -162,6 +164,7 @@ export class RedisStore implements PolicyStore {
     this.#client = connectRedis({
       url,
       password: options.password,
+      tlsCa: options.tlsCa,
       sentinels: options.sentinels,
       masterName: options.masterName,
       clusterNodes: options.clusterNodes,

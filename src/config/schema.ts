@@ -252,6 +252,12 @@ export const SCHEMA = {
         'a file holding the Redis password (first line), instead of one in `redis_url`',
         'Read at start and reload. The same password is given to Sentinels and Cluster nodes. Keep the file readable by the daemon only.',
       ),
+      redis_tls_ca_file: key(
+        nullable(filePath, "the system's CA certificates"),
+        null,
+        'CA certificates (PEM) that sign the Redis servers\' certificates, for `rediss://`',
+        'Also used for the Sentinels and Cluster nodes. The certificate must name the host (or IP address) the store connects to.',
+      ),
       redis_sentinels: key(
         list(hostPort),
         [],

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -8,6 +9,7 @@ import { DEFAULTS } from '../../src/config/defaults.js';
 import { openStore } from '../../src/cache/open-store.js';
 import { RedisStore } from '../../src/cache/redis-store.js';
 import type { PolicyStore } from '../../src/cache/store.js';
+import { createTestCa } from '../lab/ca.js';
 import { startRedis, type RedisLab } from '../lab/redis.js';
 import { sleep, waitFor } from '../lab/wait.js';
 import { describeCacheStore, makeEntry } from './store-contract.js';
@@ -379,6 +381,48 @@ describe('openStore (store: redis)', () => {
     }
   });
 });
+
+describe('RedisStore over TLS (rediss://)', () => {
+  it('connects with cache.redis_tls_ca_file; without it the lab certificate is refused and calls reject', { timeout: 30_000 }, async () => {
+    const ca = await createTestCa();
+    const leaf = await ca.issue({ dnsNames: [], ipAddresses: ['127.0.0.1'] });
+    const dir = mkdtempSync(join(tmpdir(), 'redis-tls-'));
+    for (const [name, pem] of [['ca.pem', ca.certPem], ['cert.pem', leaf.certPem], ['key.pem', leaf.keyPem]] as const) {
+      writeFileSync(join(dir, name), pem, { mode: 0o600 });
+    }
+    const tlsPort = await freeLoopbackPort();
+    // The plain port stays for the lab's readiness PING; the store uses only the TLS one.
+    const server = await startRedis({
+      extraArgs: ['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'cert.pem'), '--tls-key-file', join(dir, 'key.pem'), '--tls-auth-clients', 'no'],
+    });
+    const config = { store: 'redis' as const, path: '', redisUrl: `rediss://127.0.0.1:${tlsPort}/0` };
+    const trusting = await openStore({ ...config, redisTlsCaFile: join(dir, 'ca.pem') }, recordingLogger());
+    const log = recordingLogger();
+    const untrusting = await openStore(config, log);
+    try {
+      await trusting.put(makeEntry('tls.example'));
+      expect(await trusting.get('tls.example')).toStrictEqual(makeEntry('tls.example'));
+      await expect(untrusting.get('tls.example')).rejects.toThrow();
+      expect(JSON.stringify(log.lines)).toMatch(/self.signed|unable to (get|verify)|certificate/i);
+    } finally {
+      await trusting.close();
+      await untrusting.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 describe('test/lab/redis', () => {
   it('says how to install redis-server when it is not on PATH', async () => {
