@@ -76,7 +76,8 @@ function runAs(): { uid: number; gid: number } | undefined {
 export async function startPostgres(): Promise<PostgresLab> {
   const bin = postgresBinDir();
   const as = runAs();
-  const dir = mkdtempSync(join(tmpdir(), 'mta-sts-postgres-'));
+  // The postgres user must reach the directory: a root TMPDIR such as /root/tmp would be closed to it.
+  const dir = mkdtempSync(join(as ? '/tmp' : tmpdir(), 'mta-sts-postgres-'));
   const data = join(dir, 'data');
   const pwfile = join(dir, 'pwfile');
   writeFileSync(pwfile, PASSWORD + '\n', { mode: 0o600 });
