@@ -5,8 +5,12 @@
  */
 import { execFile } from 'node:child_process';
 
-/** postconf reads main.cf only: it answers in milliseconds, or something is wrong. */
-const POSTCONF_TIMEOUT_MS = 5_000;
+/**
+ * postconf answers in milliseconds on an idle host; a loaded one (or a wrapper such as a chroot) can
+ * take seconds, and a wrong "no Postfix" turns the TLSRPT attributes off, so this is generous. It
+ * delays only the start or reload, never an answer.
+ */
+const POSTCONF_TIMEOUT_MS = 15_000;
 
 /** Where postconf is: found on PATH, or in Debian's /usr/sbin (not on an unprivileged user's PATH). */
 const POSTCONF = ['postconf', '/usr/sbin/postconf'];
