@@ -9,7 +9,7 @@ import type { PolicyStore } from '../cache/store.js';
 import { checkCachePathWritable } from '../config/cache-path.js';
 import type { Config } from '../config/schema.js';
 import type { PolicyFetcher } from '../net/policy-fetch.js';
-import { createSecureDnsClient, detectValidation, type SecureDnsClient, type ValidationStatus } from '../net/secure-dns.js';
+import { createSecureDnsClient, detectValidation, isLocalServer, type ConfiguredSecureDnsClient, type ValidationStatus } from '../net/secure-dns.js';
 import { DaneResolver, type DaneObserver } from '../resolver/dane.js';
 import { assembleResolver } from '../resolver/assemble.js';
 import type { ResolverObserver } from '../resolver/observer.js';
@@ -37,7 +37,7 @@ export interface Core {
 
 export interface CoreDane {
   resolver: DaneResolver;
-  client: SecureDnsClient;
+  client: ConfiguredSecureDnsClient;
   /** Whether the resolver validates DNSSEC (detectDnssec); undefined until asked: DANE is off until then. */
   validation: ValidationStatus | undefined;
   /** Asks again every DNSSEC_RECHECK_MS while the core runs (startCore, stopCore). */
@@ -92,7 +92,11 @@ export async function detectDnssec(core: Core, logger: Logger, waitMs = DNSSEC_D
     core.dane.validation = status;
     // Logged at the first answer and when it changes, not at every recheck.
     if (before !== undefined && before.validates === status.validates) return;
-    if (status.validates) logger.info({ dnssec: status.detail }, 'the resolver validates DNSSEC: DANE first (RFC 8461 §2) where zones say dane: auto');
+    const servers = core.dane.client.servers.map((s) => `${s.host}:${s.port}`);
+    if (status.validates) logger.info({ dnssec: status.detail, servers }, 'the resolver validates DNSSEC: DANE first (RFC 8461 §2) where zones say dane: auto');
+    if (status.validates && !core.dane.client.servers.every(isLocalServer)) {
+      logger.warn({ servers }, 'the validating resolver is not on this host: its AD bit crosses the network unprotected; prefer one on 127.0.0.1 (RFC 6698 §4.1)');
+    }
     else logger.warn({ dnssec: status.detail }, 'the resolver does not validate DNSSEC: DANE is not looked up; point dns.servers at a validating resolver');
   });
   await boundedWait(asked, waitMs);

@@ -119,10 +119,14 @@ export function resolvConfServers(file = '/etc/resolv.conf'): ServerAddress[] {
   return out.length > 0 ? out : [{ host: '127.0.0.1', port: 53, family: 4 }];
 }
 
-export function createSecureDnsClient(options: SecureDnsOptions): SecureDnsClient {
+/** The client, and the servers it asks (for the start-up log). */
+export type ConfiguredSecureDnsClient = SecureDnsClient & { readonly servers: readonly ServerAddress[] };
+
+export function createSecureDnsClient(options: SecureDnsOptions): ConfiguredSecureDnsClient {
   const servers = options.servers.length > 0 ? options.servers.map(parseServer) : resolvConfServers(options.resolvConf);
   const tries = Math.max(1, options.tries);
   return {
+    servers,
     async query(name, type) {
       const qname = name.replace(/\.$/, '') || '.';
       if (qname.length > MAX_NAME_CHARS) throw new StsError('dns', `${name}: name too long`);
@@ -352,6 +356,14 @@ function exchangeTcp(
       }
     });
   });
+}
+
+/**
+ * Whether a server is on this host: the AD bit crosses the network unprotected (RFC 4035 §4.9.3, RFC 6698
+ * §4.1: the path to the validating resolver must be trusted), so a remote validator is worth a warning.
+ */
+export function isLocalServer(server: ServerAddress): boolean {
+  return server.family === 4 ? server.host.startsWith('127.') : server.host === '::1';
 }
 
 /** What detectValidation found: whether answers from this resolver can carry authenticated data. */
