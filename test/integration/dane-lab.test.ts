@@ -4,7 +4,8 @@
  * Each row is an RFC 7672 §2.2 case: the zone as published, and what DANE means for the domain.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSecureDnsClient, detectValidation } from '../../src/net/secure-dns.js';
+import { createSocket } from 'node:dgram';
+import { createSecureDnsClient, detectValidation, encodeQuery } from '../../src/net/secure-dns.js';
 import { DaneResolver, type DaneHostState, type DaneState, type DaneWhy } from '../../src/resolver/dane.js';
 import { startBlackholeDns } from '../lab/dns-server.js';
 import { startDnssecLab, type DnssecLab, type SignedZone } from '../lab/dnssec-lab.js';
@@ -96,6 +97,16 @@ const ZONES: Record<string, SignedZone> = {
     records: [
       { name: '@', type: 'MX', value: '10 mx1.dane-only.test.' },
       { name: '@', type: 'MX', value: '20 mx1.bogus.test.' },
+    ],
+  },
+  // 12 TLSA records of 300 bytes each: the reply cannot fit the 1232-byte EDNS buffer, so it comes
+  // back truncated over UDP and whole over TCP (RFC 7766 §5).
+  'big.test': {
+    signing: 'valid',
+    records: [
+      { name: '@', type: 'MX', value: '10 mx1' },
+      { name: 'mx1', type: 'A', value: '127.0.0.1' },
+      ...Array.from({ length: 12 }, (_, i) => ({ name: '_25._tcp.mx1', type: 'TLSA', value: `3 1 0 ${i.toString(16).padStart(2, '0').repeat(300)}` })),
     ],
   },
   'bogus-host.test': {
@@ -209,5 +220,27 @@ describe('answer deadline', () => {
       await blackhole.stop();
       releaseLoopback(address);
     }
+  });
+});
+
+describe('large replies', () => {
+  it('a TLSA RRset too big for UDP is read whole over TCP after TC', async () => {
+    // Over UDP alone the resolver sets TC (RFC 1035 §4.1.1) ...
+    const udp = createSocket('udp4');
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      udp.once('message', resolve);
+      udp.once('error', reject);
+      udp.send(encodeQuery(7, '_25._tcp.mx1.big.test', 'TLSA'), 53, lab.resolver);
+    });
+    udp.close();
+    expect(reply[2]! & 0x02, 'TC bit').toBe(0x02);
+    // ... and the client goes on over TCP.
+    const client = createSecureDnsClient({ servers: [lab.resolver], timeoutMs: 2_000, tries: 1 });
+    const r = await client.query('_25._tcp.mx1.big.test', 'TLSA');
+    expect(r).toMatchObject({ rcode: 'NOERROR', authenticated: true });
+    expect(r.answers.filter((a) => a.type === 'TLSA')).toHaveLength(12);
+    const result = await resolver().resolve('big.test');
+    expect(result.state).toBe('dane-only');
+    expect(result.hosts[0]!.records).toHaveLength(12);
   });
 });
