@@ -9,7 +9,6 @@ import type { Config } from '../config/schema.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
 import { openStore, storeConfigOf } from '../cache/open-store.js';
 import { patternText } from '../sts/mx.js';
-import { assembleResolver } from '../resolver/assemble.js';
 import { normalizeDomainKey } from '../sts/domain.js';
 
 type Out = (line: string) => void;
@@ -110,6 +109,8 @@ export async function cacheForget(config: Config, key: string, out: Out): Promis
 export async function cacheRefresh(config: Config, key: string, opts: CacheCommandOptions, out: Out): Promise<number> {
   const domain = domainArg(key);
   return withStore(config, async (store) => {
+    // Only `refresh` resolves: the network stack (undici, DNS) is loaded for it alone.
+    const { assembleResolver } = await import('../resolver/assemble.js');
     const { resolver, fetcher } = assembleResolver(config, store, pino({ level: 'silent' }));
     try {
       // Seed the resolver with what the store has, so an unchanged id is confirmed without a refetch.
