@@ -236,6 +236,8 @@ export class DaneResolver {
     // RFC 7505 §3: one MX with the root as exchange says the domain takes no mail.
     if (records.length === 1 && hostName(records[0]!.exchange) === '') return this.result(domain, 'null-mx', 'null-mx', [], ttl);
     const targets = records.length > 0 ? mxTargets(records) : [{ name: domain, priority: 0 }];
+    // Only root exchanges (several null MX, against RFC 7505 §3's one): no host either; never "all usable".
+    if (targets.length === 0) return this.result(domain, 'null-mx', 'null-mx', [], ttl);
     const checked = targets.slice(0, DANE_LIMITS.MAX_MX_HOSTS);
     const looked = await Promise.all(checked.map((t) => this.checkHost(t.name, t.priority)));
     const hosts = [...looked.map((h) => h.host), ...targets.slice(checked.length).map((t): DaneHost => ({ ...t, state: 'unchecked', records: [] }))];

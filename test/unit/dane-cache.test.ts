@@ -31,6 +31,15 @@ function world(ttl: number, tlsaBytes = 32): { client: SecureDnsClient; asked: (
   return { client, asked: () => asked };
 }
 
+describe('MX sets at the edges', () => {
+  const only = (answers: SecureResponse['answers']): SecureDnsClient => ({ query: async () => ad(answers) });
+  it('several null MX records: null-mx, never dane-only over no host at all', async () => {
+    const mx = (preference: number) => ({ name: 'example.test', type: 'MX', ttl: 300, data: { preference, exchange: '.' } });
+    const result = await new DaneResolver(only([mx(0), mx(10)]), { maxEntries: 1 }).resolve('example.test');
+    expect(result).toMatchObject({ state: 'null-mx', hosts: [] });
+  });
+});
+
 describe('DANE cache', () => {
   it('kept for the smallest TTL, at least minTtlMs', async () => {
     let now = 1_000_000;
