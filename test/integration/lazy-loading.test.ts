@@ -33,7 +33,7 @@ describe('each command loads only what it uses', () => {
     // command, packages it must not load
     ['--version', ['--version'], ['yaml', 'pino', 'undici', 'ioredis', 'prom-client', 'better-sqlite3', 'dns-packet']],
     ['config check', ['config', 'check', '-c', CONFIG], ['undici', 'ioredis', 'prom-client', 'better-sqlite3', 'dns-packet']],
-    ['cache list (sqlite store)', ['cache', 'list', '-c', CONFIG], ['ioredis', 'prom-client', 'dns-packet']],
+    ['cache list (sqlite store)', ['cache', 'list', '-c', CONFIG], ['undici', 'ioredis', 'prom-client', 'dns-packet']],
   ])('%s', (_name, args, absent) => {
     const r = packagesLoaded(args);
     expect(r.status).toBe(0);
