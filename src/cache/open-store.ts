@@ -22,6 +22,8 @@ export interface StoreConfig {
   /** `cache.redis_sentinels` (HOST:PORT): non-empty means Sentinel mode, asking for `redisMasterName`. */
   redisSentinels?: readonly string[];
   redisMasterName?: string;
+  /** `cache.redis_sentinel_password_file`: the Sentinels' own password, if they require one. */
+  redisSentinelPasswordFile?: string | null;
   /** `cache.redis_cluster_nodes` (HOST:PORT): non-empty means Redis Cluster. */
   redisClusterNodes?: readonly string[];
   /** `postgres://...`. Used when store is `postgres`. */
@@ -48,6 +50,7 @@ export function storeConfigOf(config: Config): StoreConfig {
     redisTlsCaFile: c.redis_tls_ca_file,
     redisSentinels: c.redis_sentinels,
     redisMasterName: c.redis_master_name,
+    redisSentinelPasswordFile: c.redis_sentinel_password_file,
     redisClusterNodes: c.redis_cluster_nodes,
     postgresUrl: c.postgres_url,
     postgresPasswordFile: c.postgres_password_file,
@@ -111,6 +114,9 @@ export async function openStore(config: StoreConfig, logger: StoreLogger): Promi
         tlsCa: config.redisTlsCaFile ? readCaFile(config.redisTlsCaFile, 'cache.redis_tls_ca_file') : undefined,
         sentinels: config.redisSentinels,
         masterName: config.redisMasterName,
+        sentinelPassword: config.redisSentinelPasswordFile
+          ? readPasswordFile(config.redisSentinelPasswordFile, 'cache.redis_sentinel_password_file')
+          : undefined,
         clusterNodes: config.redisClusterNodes,
       });
     }

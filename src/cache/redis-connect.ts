@@ -4,7 +4,8 @@
  * - one server: `redis_url` as it is;
  * - Sentinel (`redis_sentinels` non-empty): the Sentinels name the primary of `redis_master_name`, and
  *   after a failover ioredis asks them again and reconnects to the promoted replica. `redis_url` gives
- *   the user, password, database and TLS (`rediss://`, for the Sentinels too);
+ *   the user, password, database and TLS (`rediss://`, for the Sentinels too); the Sentinels' own
+ *   password, if any, is separate (`redis_sentinel_password_file`);
  * - Cluster (`redis_cluster_nodes` non-empty): the nodes are the starting points; ioredis learns the
  *   slot map and routes each key to its node. `redis_url` gives user, password and TLS (no database:
  *   a cluster has only database 0).
@@ -23,6 +24,8 @@ export interface RedisConnectOptions {
   tlsCa?: string;
   sentinels?: readonly string[];
   masterName?: string;
+  /** The Sentinels' own password; Sentinels often run without one while the data nodes have one. */
+  sentinelPassword?: string;
   clusterNodes?: readonly string[];
   connectTimeoutMs: number;
   commandTimeoutMs: number;
@@ -82,8 +85,7 @@ export function connectRedis(o: RedisConnectOptions): RedisClient {
       sentinels: o.sentinels.map((n, i) => parseHostPort(n, `cache.redis_sentinels[${i}]`)),
       name: o.masterName ?? 'mymaster',
       db,
-      sentinelUsername: username,
-      sentinelPassword: password,
+      sentinelPassword: o.sentinelPassword,
       sentinelRetryStrategy: backoff,
       // Subscribe to the Sentinels' +switch-master: move to the new primary as soon as they agree.
       failoverDetector: true,

@@ -42,6 +42,8 @@ export interface RedisStoreOptions {
   sentinels?: readonly string[];
   /** `cache.redis_master_name`. */
   masterName?: string;
+  /** The Sentinels' own password (`cache.redis_sentinel_password_file`); none by default. */
+  sentinelPassword?: string;
   /** `cache.redis_cluster_nodes`: non-empty means Redis Cluster. */
   clusterNodes?: readonly string[];
   logger?: StoreLogger;
@@ -167,6 +169,7 @@ export class RedisStore implements PolicyStore {
       tlsCa: options.tlsCa,
       sentinels: options.sentinels,
       masterName: options.masterName,
+      sentinelPassword: options.sentinelPassword,
       clusterNodes: options.clusterNodes,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.cache.redis_connect_timeout_ms,
       commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.cache.redis_command_timeout_ms,

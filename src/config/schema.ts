@@ -250,7 +250,7 @@ export const SCHEMA = {
         nullable(filePath, 'the password of `redis_url`, if any'),
         null,
         'a file holding the Redis password (first line), instead of one in `redis_url`',
-        'Read at start and reload. The same password is given to Sentinels and Cluster nodes. Keep the file readable by the daemon only.',
+        'Read at start and reload. Cluster nodes get the same password; Sentinels get `redis_sentinel_password_file`. Keep the file readable by the daemon only.',
       ),
       redis_tls_ca_file: key(
         nullable(filePath, "the system's CA certificates"),
@@ -263,6 +263,11 @@ export const SCHEMA = {
         [],
         'Redis Sentinels (HOST:PORT) that name the primary; non-empty: Sentinel mode',
         '`redis_url` then gives only the user, database and TLS (`rediss://`). The store follows a failover by itself: the Sentinels name the new primary and the connection moves to it.',
+      ),
+      redis_sentinel_password_file: key(
+        nullable(filePath, 'the Sentinels take no password'),
+        null,
+        'a file holding the Sentinels\' password (first line), if they require one',
       ),
       redis_master_name: key(text, 'mymaster', 'the primary set the Sentinels watch (`sentinel monitor NAME ...`)'),
       redis_cluster_nodes: key(

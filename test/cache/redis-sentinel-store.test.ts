@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/cache/open-store.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.js';
 import { startSentinelLab, type SentinelLab } from '../lab/redis-sentinel.js';
 import { sleep } from '../lab/wait.js';
@@ -62,6 +66,33 @@ describeCacheStore('RedisStore via Sentinel', async () => {
       }
     },
   };
+});
+
+describe('openStore (store: redis) with Sentinels', () => {
+  it('the data nodes want a password, the Sentinel none: cache.redis_password_file reaches the primary the Sentinel names', { timeout: 60_000 }, async () => {
+    const locked = await startSentinelLab({ password: 'data-s3cret' });
+    const dir = mkdtempSync(join(tmpdir(), 'sentinel-pw-'));
+    writeFileSync(join(dir, 'password'), 'data-s3cret\n', { mode: 0o600 });
+    const log = recordingLogger();
+    const config = {
+      store: 'redis' as const,
+      path: '',
+      redisUrl: 'redis://127.0.0.1/0',
+      redisSentinels: locked.sentinels,
+      redisMasterName: locked.masterName,
+      redisPasswordFile: join(dir, 'password'),
+    };
+    const store = await openStore(config, log);
+    try {
+      await store.put(makeEntry('locked.example'));
+      expect(await store.get('locked.example')).toStrictEqual(makeEntry('locked.example'));
+      expect(log.lines).toEqual([]);
+    } finally {
+      await store.close();
+      await locked.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('RedisStore via Sentinel: failover', () => {

@@ -26,17 +26,23 @@ export interface SentinelLab {
   close(): Promise<void>;
 }
 
-export async function startSentinelLab(): Promise<SentinelLab> {
+export interface SentinelLabOptions {
+  /** The primary's and the replica's password (`requirepass`, `masterauth`); the Sentinel takes none. */
+  password?: string;
+}
+
+export async function startSentinelLab(options: SentinelLabOptions = {}): Promise<SentinelLab> {
+  const password = options.password;
   const started: RedisLab[] = [];
   const clients: Redis[] = [];
   try {
     // A replica's first sync would wait 5 s (repl-diskless-sync-delay) for other replicas to join it.
-    const fastSync = ['--repl-diskless-sync-delay', '0'];
+    const fastSync = ['--repl-diskless-sync-delay', '0', ...(password ? ['--requirepass', password, '--masterauth', password] : [])];
     const primary = await startRedis({ extraArgs: fastSync });
     started.push(primary);
     const replica = await startRedis({ extraArgs: [...fastSync, '--replicaof', '127.0.0.1', String(primary.port)] });
     started.push(replica);
-    const replicaClient = client(replica.port, clients);
+    const replicaClient = client(replica.port, clients, password);
     await waitFor(async () => (await replicaClient.info('replication')).includes('master_link_status:up'), 'the replica to sync with the primary');
 
     const sentinel = await startRedis({
@@ -47,6 +53,7 @@ export async function startSentinelLab(): Promise<SentinelLab> {
         `sentinel down-after-milliseconds ${MASTER_NAME} ${SENTINEL_DOWN_AFTER_MS}`,
         `sentinel failover-timeout ${MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${MASTER_NAME} 1`,
+        ...(password ? [`sentinel auth-pass ${MASTER_NAME} ${password}`] : []),
         '',
       ].join('\n'),
     });
@@ -87,8 +94,8 @@ export async function startSentinelLab(): Promise<SentinelLab> {
 }
 
 /** A plain client for the lab's own checks: fails fast, never queues. */
-function client(port: number, all: Redis[]): Redis {
-  const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: 1_000 });
+function client(port: number, all: Redis[], password?: string): Redis {
+  const c = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: 1_000 });
   c.on('error', () => {});
   all.push(c);
   return c;
