@@ -206,6 +206,8 @@ export interface SidecarOptions {
   waitReady?: boolean;
   /** Another checkout's bin/mta-sts-sidecar (A/B comparisons); default this checkout's. */
   bin?: string;
+  /** Serve /metrics on a port of its own (Server.httpPort); default off (`http.listen: []`). */
+  metrics?: boolean;
 }
 
 let defaultBin = BIN;
@@ -214,16 +216,17 @@ export function useSidecarBin(bin: string): void {
   defaultBin = bin;
 }
 
-export async function startSidecar(options: SidecarOptions): Promise<Server> {
+export async function startSidecar(options: SidecarOptions): Promise<Server & { httpPort: number | undefined; configFile: string }> {
   const bin = options.bin ?? defaultBin;
   if (!existsSync(join(bin, '../../dist/cli/main.js'))) throw new Error(`dist/ is missing beside ${bin}: run \`npm run build\` first`);
   const dir = await mkdtemp(join(tmpdir(), 'mta-sts-bench-sidecar-'));
   const port = await freePort();
+  const httpPort = options.metrics ? await freePort() : undefined;
   const config = [
     'socketmap:',
     `  listen: ["tcp:127.0.0.1:${port}"]`,
     'http:',
-    '  listen: []',
+    httpPort === undefined ? '  listen: []' : `  listen: ["tcp:127.0.0.1:${httpPort}"]`,
     'dns:',
     `  servers: ["${options.dnsAddress}"]`,
     'fetch:',
@@ -245,7 +248,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Server> {
   });
   const server = track(`sidecar-${options.store}`, child, port, () => rm(dir, { recursive: true, force: true }));
   if (options.waitReady !== false) await server.waitFor('"msg":"mta-sts-sidecar ready"');
-  return server;
+  return Object.assign(server, { httpPort, configFile });
 }
 
 export async function startBare(reply: string): Promise<Server> {

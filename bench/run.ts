@@ -3,12 +3,14 @@
  * servers under test and the native load client, runs the scenarios, writes bench/results/latest.json
  * and the generated tables in BENCHMARKS.md.
  *
- *   --scenario 1[,2,...]   only these scenarios (default all: 1 2 3 4 5)
+ *   --scenario 1[,2,...]   only these scenarios (default all: 1 2 3 4 5 6; 6 is the footprint, bench/footprint.ts)
  *   --duration S           measured seconds per run (default 4)
  *   --warmup S             unmeasured seconds before each run (default 1)
  *   --rounds N             scenario 1 and 5: repeat the whole matrix N times, interleaved (default 3)
  *   --profile DIR          run the daemons of scenarios 1 and 3 under node --cpu-prof, profiles into DIR
  *   --no-write             print only; leave latest.json and BENCHMARKS.md alone
+ *   --update-baseline      store scenario 6's ratios as the footprint baseline (bench/results/footprint-baseline.json);
+ *                          without it a ratio more than 10% above its baseline fails the bench (exit 1)
  *   --bin PATH             run another build of the daemon (another checkout's bin/mta-sts-sidecar), for
  *                          A/B comparisons; implies --no-write
  */
@@ -19,6 +21,7 @@ import { connect } from 'node:net';
 import { cpus, freemem, totalmem, tmpdir, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { populateStore } from './populate.js';
+import { footprintMarkdown, footprintTargets, regressions, scenario6, writeBaseline, BASELINE, type Footprint } from './footprint.js';
 import {
   PY_DAEMON,
   ROOT,
@@ -65,10 +68,11 @@ interface Options {
   profileDir: string | null;
   write: boolean;
   bin: string | null;
+  updateBaseline: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { scenarios: [1, 2, 3, 4, 5], durationS: 4, warmupS: 1, rounds: 3, profileDir: null, write: true, bin: null };
+  const o: Options = { scenarios: [1, 2, 3, 4, 5, 6], durationS: 4, warmupS: 1, rounds: 3, profileDir: null, write: true, bin: null, updateBaseline: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -82,8 +86,8 @@ function parseArgs(argv: string[]): Options {
       o.scenarios = String(v ?? '')
         .split(',')
         .map(Number)
-        .filter((n) => [1, 2, 3, 4, 5].includes(n));
-      if (o.scenarios.length === 0) throw new Error('--scenario takes 1..5, comma-separated');
+        .filter((n) => [1, 2, 3, 4, 5, 6].includes(n));
+      if (o.scenarios.length === 0) throw new Error('--scenario takes 1..6, comma-separated');
       i++;
     } else if (a === '--duration') o.durationS = num(a);
     else if (a === '--warmup') o.warmupS = num(a);
@@ -93,6 +97,7 @@ function parseArgs(argv: string[]): Options {
       o.profileDir = v;
       i++;
     } else if (a === '--no-write') o.write = false;
+    else if (a === '--update-baseline') o.updateBaseline = true;
     else if (a === '--bin') {
       if (!v) throw new Error('--bin needs a path');
       o.bin = v;
@@ -690,6 +695,8 @@ function evaluateTargets(s: Results['scenarios']) {
       met: worst <= 2000,
     });
   }
+  const s6 = s['6'] as Footprint | undefined;
+  if (s6) targets.push(...footprintTargets(s6));
   return targets;
 }
 
@@ -752,6 +759,8 @@ function markdown(results: Results): string {
     table(s5.servers);
     lines.push('');
   }
+  const s6 = s['6'] as Footprint | undefined;
+  if (s6) lines.push(...footprintMarkdown(s6));
   const targets = results.targets as ReturnType<typeof evaluateTargets>;
   if (targets.length > 0) {
     lines.push('### Targets', '', '| scenario | target | measured | met |', '| ---: | --- | --- | --- |');
@@ -821,7 +830,9 @@ async function main(): Promise<void> {
   );
   onCleanup(() => world.stop());
   const ctx: Ctx = { opts, world, tmp, python, stores: new Map() };
-  const scenarios: Record<number, (c: Ctx) => Promise<unknown>> = { 1: scenario1, 2: scenario2, 3: scenario3, 4: scenario4, 5: scenario5 };
+  const footprint = (c: Ctx) =>
+    scenario6({ world: c.world, python: c.python, durationS: c.opts.durationS, warmupS: c.opts.warmupS, log, started, bin: c.opts.bin });
+  const scenarios: Record<number, (c: Ctx) => Promise<unknown>> = { 1: scenario1, 2: scenario2, 3: scenario3, 4: scenario4, 5: scenario5, 6: footprint };
   for (const n of opts.scenarios) {
     const t = Date.now();
     log(`scenario ${n}`);
@@ -836,6 +847,18 @@ async function main(): Promise<void> {
   results.targets = evaluateTargets(results.scenarios);
   process.stdout.write(markdown(results) + '\n');
   if (opts.write) await writeOutputs(results);
+  const s6 = results.scenarios['6'] as Footprint | undefined;
+  if (s6) {
+    const worse = regressions(s6);
+    if (opts.updateBaseline || (opts.write && !existsSync(BASELINE))) {
+      writeBaseline(s6, (results.machine as ReturnType<typeof machine>).commit);
+      log(`footprint baseline written: ${BASELINE}`);
+    } else if (worse.length > 0) {
+      const bar = '!'.repeat(100);
+      log(`${bar}\nFOOTPRINT REGRESSION against ${BASELINE}:\n  ${worse.join('\n  ')}\n${bar}`);
+      process.exitCode = 1;
+    }
+  }
 }
 
 const hardStop = setTimeout(() => {
@@ -851,7 +874,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 main()
   .then(cleanupAll)
-  .then(() => process.exit(0))
+  .then(() => process.exit(process.exitCode ?? 0))
   .catch(async (err: unknown) => {
     log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
     await cleanupAll();
