@@ -209,15 +209,37 @@ function migrateCache(cache: Record<string, unknown>, set: Setter, warn: Warner)
         else ignore(key, 'no equivalent (connection settings come from the URL; timeouts are built in); ignored');
       }
       return;
-    default:
-      // redis_sentinel, postgres: the daemon can still run; the operator learns the cache is local.
-      set('cache.store', 'memory', 'cache.type');
-      warn(
-        'cache.type',
-        `${type} has no equivalent; using an in-memory cache (policies are refetched after a restart; for a cache shared by several daemons use type redis)`,
-      );
-      if (Object.keys(options).length > 0) warn('cache.options', `options of ${type}; ignored`);
+    case 'redis_sentinel':
+      set('cache.store', 'redis', 'cache.type');
+      for (const [key, value] of Object.entries(options)) {
+        if (key === 'sentinels') set('cache.redis_sentinels', sentinelList(value, 'cache.options.sentinels'), 'cache.options.sentinels');
+        else if (key === 'sentinel_master_name') set('cache.redis_master_name', text(value, 'cache.options.sentinel_master_name'), 'cache.options.sentinel_master_name');
+        else if (key === 'db') set('cache.redis_url', `redis://127.0.0.1/${whole(value, 'cache.options.db', 0, 1_000_000)}`, 'cache.options.db');
+        else if (key === 'password') ignore(key, 'not taken inline: put it in a file readable by the daemon only and set cache.redis_password_file');
+        else ignore(key, 'no equivalent (timeouts are built in); ignored');
+      }
+      return;
+    case 'postgres':
+      set('cache.store', 'postgres', 'cache.type');
+      for (const [key, value] of Object.entries(options)) {
+        const dsn = key === 'dsn' ? text(value, 'cache.options.dsn') : '';
+        if (key === 'dsn' && /^postgres(ql)?:\/\//.test(dsn)) set('cache.postgres_url', dsn, 'cache.options.dsn');
+        else if (key === 'dsn') ignore(key, 'only a postgres:// URL maps to cache.postgres_url (not a key=value DSN); using the default');
+        else ignore(key, 'no equivalent (the pool is bounded by cache.postgres_pool_max); ignored');
+      }
+      return;
   }
+}
+
+/** Their `sentinels: [[host, port], ...]` as our `HOST:PORT` strings. */
+function sentinelList(value: unknown, at: string): string[] {
+  if (!Array.isArray(value)) throw new ConfigError(at, 'must be a list of [host, port] pairs');
+  return value.map((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new ConfigError(`${at}[${i}]`, 'must be a [host, port] pair');
+    const host = text(pair[0], `${at}[${i}][0]`);
+    const port = whole(pair[1], `${at}[${i}][1]`, 1, 65_535);
+    return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  });
 }
 
 function migrateZone(zone: Record<string, unknown>, at: string, warn: Warner): Record<string, boolean | 'auto'> {

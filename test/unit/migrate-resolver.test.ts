@@ -89,18 +89,27 @@ cache:
     warned: ['cache.options.max_connections', 'cache.options.socket_timeout'],
   },
   {
-    rule: 'redis_sentinel: no equivalent, the daemon runs with an in-memory cache and says so',
+    rule: 'redis_sentinel: Sentinels and master name map; an inline password is refused (it goes in a file)',
     yaml: `
 cache:
   type: redis_sentinel
   options:
-    sentinel_master_name: "mymaster"
-    sentinels: [["sentinel1", 26379]]
+    sentinel_master_name: "mail-cache"
+    sentinels: [["sentinel1", 26379], ["::1", 26380]]
+    db: 2
+    password: "inline"
+    socket_timeout: 1.0
 `,
-    want: { cache: { store: 'memory' } },
-    warned: ['cache.type', 'cache.options'],
+    want: { cache: { store: 'redis', redis_sentinels: ['sentinel1:26379', '[::1]:26380'], redis_master_name: 'mail-cache', redis_url: 'redis://127.0.0.1/2' } },
+    warned: ['cache.options.password', 'cache.options.socket_timeout'],
   },
-  { rule: 'postgres: no equivalent', yaml: 'cache: { type: postgres, options: { dsn: "x" } }', want: { cache: { store: 'memory' } }, warned: ['cache.type', 'cache.options'] },
+  {
+    rule: 'postgres: a postgres:// dsn maps to cache.postgres_url',
+    yaml: 'cache: { type: postgres, options: { dsn: "postgres://mta@db.example:5432/mta", max_size: 4 } }',
+    want: { cache: { store: 'postgres', postgres_url: 'postgres://mta@db.example:5432/mta' } },
+    warned: ['cache.options.max_size'],
+  },
+  { rule: 'postgres: a key=value dsn does not map (warned)', yaml: 'cache: { type: postgres, options: { dsn: "host=db dbname=mta" } }', want: { cache: { store: 'postgres' } }, warned: ['cache.options.dsn'] },
   { rule: 'no cache section: internal, as in postfix-mta-sts-resolver', yaml: 'port: 9000', want: { cache: { store: 'memory' }, socketmap: { listen: ['tcp:127.0.0.1:9000'] } }, warned: [] },
   { rule: 'sqlite without a filename: our default path, with a warning', yaml: 'cache: { type: sqlite }', want: { cache: { store: 'sqlite', path: defaultConfig().cache.path } }, warned: ['cache.options.filename'] },
   { rule: 'an IPv6 host gets brackets', yaml: 'host: "::1"\nport: 8461', want: { socketmap: { listen: ['tcp:[::1]:8461'] } }, warned: [] },
