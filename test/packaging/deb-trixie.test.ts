@@ -1,6 +1,6 @@
 /**
  * The Debian package on Debian 13 (trixie), as a new user would meet it: the .deb built from this
- * checkout (`npm run deb`, on this machine) installed with apt into scripts/trixie-lab.sh's minimal
+ * checkout (`npm run deb`, on this machine; the same build as deb.test.ts's, test/packaging/deb-build.ts) installed with apt into scripts/trixie-lab.sh's minimal
  * trixie tree, whose nodejs (20.19) and Postfix (3.10) are Debian 13's own; the daemon run the way the
  * unit runs it (systemd is not PID 1 in a chroot: the unit's User= and ExecStart= by hand, with runuser);
  * asked with trixie's own postmap; `config check` shows `tlsrpt: auto` turned on by the local
@@ -11,11 +11,12 @@
  * free there whatever this machine runs (test/packaging/deb.test.ts uses them on the host at the same
  * time). No DNS: the keys asked need no lookup, or get none in that namespace. Needs root.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTrixie, type TrixieTree } from '../lab/trixie.js';
+import { debOfWorkingTree } from './deb-build.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PKG = 'mta-sts-sidecar';
@@ -26,8 +27,6 @@ const STATE_DIR = `/var/lib/${PKG}`;
 const MAP = 'socketmap:inet:127.0.0.1:8461:postfix';
 /** Debian 13's Postfix reads the TLSRPT attributes from 3.10 on (what `tlsrpt: auto` decides by). */
 const TLSRPT_MIN_POSTFIX = '3.10';
-/** Its own output directory: deb.test.ts builds into build/deb/ at the same time and empties it first. */
-const DEB_OUT = join(ROOT, 'build/deb-trixie');
 /** Waiting for another build (one at a time on the machine), then ours; the tree, when not cached. */
 const SETUP_TIMEOUT_MS = 20 * 60_000;
 const APT_TIMEOUT_MS = 5 * 60_000;
@@ -45,24 +44,13 @@ beforeAll(async () => {
   // The tree first (scripts/test made it already; built here when this file runs on its own).
   tree = await openTrixie({ network: 'own' });
 
-  const logFile = join(ROOT, 'build/deb-trixie-test.log');
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  rmSync(logFile, { force: true });
   if (process.env.MTA_STS_TRIXIE_DEB) {
-    // For working on this file: a .deb built before (e.g. DEB_REF=<commit> npm run deb).
+    // For working on this file: a .deb built before (e.g. DEB_REF=<commit> DEB_OUT=... npm run deb).
     deb = resolve(process.env.MTA_STS_TRIXIE_DEB);
-    await tree.copyIn(deb, `/tmp/${basename(deb)}`);
-    return;
+  } else {
+    // The one build of this run (deb-build.ts: deb.test.ts asks for the same and waits for it).
+    deb = await debOfWorkingTree(join(ROOT, 'build/deb-trixie-test.log'));
   }
-  let out = '';
-  const child = spawn('npm', ['run', '--silent', 'deb'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEB_OUT } });
-  const log = createWriteStream(logFile);
-  child.stdout.on('data', (b: Buffer) => ((out += b.toString()), log.write(b)));
-  child.stderr.on('data', (b: Buffer) => log.write(b));
-  const code = await new Promise<number | null>((ok) => child.once('exit', ok));
-  log.end();
-  if (code !== 0) throw new Error(`npm run deb failed (exit ${code}); see build/deb-trixie-test.log`);
-  deb = out.trim().split('\n').pop()!;
   await tree.copyIn(deb, `/tmp/${basename(deb)}`);
 }, SETUP_TIMEOUT_MS);
 

@@ -11,11 +11,12 @@
  * whatever happened. No DNS: the keys asked need no lookup.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postmapQuery } from '../lab/postfix-client.js';
+import { debOfWorkingTree } from './deb-build.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PKG = 'mta-sts-sidecar';
@@ -98,7 +99,6 @@ async function filesOwnedBy(uid: string, gid: string): Promise<string[]> {
 }
 
 let deb: string;
-let buildLog = '';
 let movedAside: Array<[string, string]> = [];
 let namedBefore: string[] = [];
 let daemon: ChildProcess | undefined;
@@ -140,18 +140,9 @@ beforeAll(async () => {
   }
   namedBefore = await pathsNamedAfterPackage();
 
-  // One build per run, with the documented command; its log goes to build/deb-test.log.
-  const logFile = join(ROOT, 'build/deb-test.log');
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  rmSync(logFile, { force: true });
-  const child = spawn('npm', ['run', '--silent', 'deb'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = createWriteStream(logFile);
-  child.stdout.on('data', (b: Buffer) => ((buildLog += b.toString()), log.write(b)));
-  child.stderr.on('data', (b: Buffer) => log.write(b));
-  const code = await new Promise<number | null>((ok) => child.once('exit', ok));
-  log.end();
-  if (code !== 0) throw new Error(`npm run deb failed (exit ${code}); see build/deb-test.log`);
-  deb = buildLog.trim().split('\n').pop()!;
+  // With the documented command (`npm run deb`), one build for this file and deb-trixie.test.ts
+  // (deb-build.ts: reused while its inputs are unchanged); its log goes to build/deb-test.log.
+  deb = await debOfWorkingTree(join(ROOT, 'build/deb-test.log'));
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
