@@ -1,7 +1,8 @@
 /**
  * Debian 13's own Postfix (3.10) for the e2e world: scripts/trixie-lab.sh's tree, run under a private
  * overlay (test/lab/trixie.ts) in the world's network namespace, so its smtp(8) reaches the world's lab
- * servers on 127.x and resolves through the world's /etc/resolv.conf (mounted over the tree's). It needs
+ * servers on 127.x and resolves through the world's /etc/resolv.conf (mounted over the tree's, with the host's /etc/hosts,
+ * as the host's Postfix sees them). It needs
  * Debian 13's libraries, so every Postfix program runs chrooted in the tree: `command(name)` is a small
  * wrapper script that runs /usr/sbin/NAME there (nsenter into the tree's mount namespace, chroot, the
  * caller's working directory when the tree has it, else /). The run's TMPDIR is mounted into the tree at the same path, so the
@@ -33,7 +34,7 @@ const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * describes its Postfix. Call it at the top of a test file (its version decides which cases exist).
  */
 export async function trixiePostfix(binds: string[] = []): Promise<TrixiePostfix> {
-  const tree = await openTrixie({ network: 'inherit', binds: [tmpdir(), ...binds], fileBinds: ['/etc/resolv.conf'] });
+  const tree = await openTrixie({ network: 'inherit', binds: [tmpdir(), ...binds], fileBinds: ['/etc/resolv.conf', '/etc/hosts'] });
   try {
     const r = await tree.run(['postconf', '-d', '-h', 'mail_version', ...DIRECTORY_PARAMETERS]);
     if (r.code !== 0) throw new Error(`postconf in the Debian 13 tree exited ${r.code}: ${r.stderr}`);
