@@ -1,13 +1,13 @@
 /**
  * Debian 13's own Postfix (3.10) for the e2e world: scripts/trixie-lab.sh's tree, run under a private
  * overlay (test/lab/trixie.ts) in the world's network namespace, so its smtp(8) reaches the world's lab
- * servers on 127.x and resolves through the world's /etc/resolv.conf (mounted over the tree's, with the host's /etc/hosts,
- * as the host's Postfix sees them). It needs
- * Debian 13's libraries, so every Postfix program runs chrooted in the tree: `command(name)` is a small
- * wrapper script that runs /usr/sbin/NAME there (nsenter into the tree's mount namespace, chroot, the
- * caller's working directory when the tree has it, else /). The run's TMPDIR is mounted into the tree at the same path, so the
- * instance's config, queue, data directory and maillog (all below it) have the same paths inside and
- * out: postfix.ts reads the log, the pid file and the queue as for any other install.
+ * servers on 127.x and resolves through the world's /etc/resolv.conf (mounted over the tree's, with the
+ * host's /etc/hosts: what the host's Postfix sees). It needs Debian 13's libraries, so every Postfix
+ * program runs chrooted in the tree: `command(name)` is a small wrapper script that runs the program
+ * there (nsenter into the tree's mount namespace, chroot, the caller's working directory when the tree
+ * has it, else /). The run's TMPDIR is mounted into the tree at the same path, so the instance's config,
+ * queue, data directory and maillog (all below it) have the same paths inside and out: postfix.ts reads
+ * the log, the pid file and the queue as for any other install.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
