@@ -7,14 +7,15 @@ import { redactConfig, validateConfig } from '../../src/config/schema.js';
 import { bypassesProxy, parseNoProxy, proxyFromSetting } from '../../src/net/proxy.js';
 
 describe('proxyFromSetting', () => {
-  it.each([
+  const cases: Array<[string | null, Record<string, string>, ReturnType<typeof proxyFromSetting>, string]> = [
     [null, {}, null, 'null: direct'],
     ['http://proxy.internal:3128', {}, { url: 'http://proxy.internal:3128', noProxy: [] }, 'a URL: that proxy, no exceptions'],
     ['env', {}, null, 'env without HTTPS_PROXY: direct'],
     ['env', { HTTPS_PROXY: 'http://p:8080' }, { url: 'http://p:8080', noProxy: [] }, 'env: HTTPS_PROXY'],
     ['env', { https_proxy: 'http://p:8080', no_proxy: 'a.test,.b.test' }, { url: 'http://p:8080', noProxy: ['a.test', 'b.test'] }, 'env: lower-case names too'],
     ['env', { HTTPS_PROXY: 'http://p:8080', NO_PROXY: '*' }, { url: 'http://p:8080', noProxy: ['*'] }, 'env: NO_PROXY=*'],
-  ] as const)('%s %j -> %j (%s)', (setting, env, expected) => {
+  ];
+  it.each(cases)('%s %j -> %j (%s)', (setting, env, expected) => {
     expect(proxyFromSetting(setting, env)).toEqual(expected);
   });
 
@@ -39,7 +40,7 @@ describe('bypassesProxy (NO_PROXY)', () => {
 });
 
 describe('fetch.proxy in the config', () => {
-  it.each([
+  it.each<[unknown, string]>([
     ['https://p:8080', 'TLS to the proxy is not offered'],
     ['socks5://p:1080', 'not a CONNECT proxy'],
     ['http://p:8080/path', 'a path means a misunderstanding'],
