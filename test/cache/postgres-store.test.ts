@@ -8,7 +8,7 @@ import type { PolicyStore } from '../../src/cache/store.js';
 import { startPostgres, type PostgresLab } from '../lab/postgres.js';
 import { sleep } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
-import { describeCacheStore, makeEntry } from './store-contract.js';
+import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
 /** Run `op` until it resolves (the database reachable again), at most `limitMs`. */
 async function eventually<T>(op: () => Promise<T>, limitMs: number): Promise<T> {
@@ -50,7 +50,7 @@ function options(schema = `t_${randomUUID().replaceAll('-', '')}`, more: Partial
 }
 
 describeCacheStore('PostgresStore', async () => {
-  const o = options();
+  const o = options(undefined, { queryTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS, connectTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS });
   return {
     store: await PostgresStore.open(o),
     reopen: () => PostgresStore.open(o),

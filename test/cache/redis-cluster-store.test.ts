@@ -5,7 +5,7 @@ import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.
 import { startClusterLab, type ClusterLab } from '../lab/redis-cluster.js';
 import { sleep } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
-import { describeCacheStore, makeEntry } from './store-contract.js';
+import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
 let lab: ClusterLab;
 /** One plain client per node, for cleanup. */
@@ -36,8 +36,8 @@ describeCacheStore('RedisStore on Redis Cluster', async () => {
   const keyPrefix = `test:${randomUUID()}:`;
   const leasePrefix = `lease:${randomUUID()}:`;
   return {
-    store: await RedisStore.open(options({ keyPrefix, leasePrefix })),
-    reopen: () => RedisStore.open(options({ keyPrefix, leasePrefix })),
+    store: await RedisStore.open(options({ keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS })),
+    reopen: () => RedisStore.open(options({ keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS })),
     cleanup: async () => {
       // Keys of different slots: one DEL each, on the node that holds it.
       for (const raw of raws) {

@@ -9,7 +9,7 @@ import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.
 import { startSentinelLab, type SentinelLab } from '../lab/redis-sentinel.js';
 import { sleep } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
-import { describeCacheStore, makeEntry } from './store-contract.js';
+import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
 let lab: SentinelLab;
 
@@ -54,8 +54,8 @@ describeCacheStore('RedisStore via Sentinel', async () => {
   const keyPrefix = `test:${randomUUID()}:`;
   const leasePrefix = `lease:${randomUUID()}:`;
   return {
-    store: await RedisStore.open(options({ keyPrefix, leasePrefix })),
-    reopen: () => RedisStore.open(options({ keyPrefix, leasePrefix })),
+    store: await RedisStore.open(options({ keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS })),
+    reopen: () => RedisStore.open(options({ keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS })),
     cleanup: async () => {
       const raw = await primaryClient();
       try {

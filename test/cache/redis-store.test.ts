@@ -12,7 +12,7 @@ import type { PolicyStore } from '../../src/cache/store.js';
 import { createTestCa } from '../lab/ca.js';
 import { startRedis, type RedisLab } from '../lab/redis.js';
 import { sleep, waitFor } from '../lab/wait.js';
-import { describeCacheStore, makeEntry } from './store-contract.js';
+import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 import { recordingLogger } from './recording-logger.js';
 
 /** Run `op` until it resolves (Redis reachable again), at most `limitMs`; returns its value. */
@@ -56,8 +56,8 @@ describeCacheStore('RedisStore', async () => {
   const keyPrefix = `test:${randomUUID()}:`;
   const leasePrefix = `lease:${randomUUID()}:`;
   return {
-    store: await RedisStore.open({ url: lab.url, keyPrefix, leasePrefix }),
-    reopen: () => RedisStore.open({ url: lab.url, keyPrefix, leasePrefix }),
+    store: await RedisStore.open({ url: lab.url, keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS }),
+    reopen: () => RedisStore.open({ url: lab.url, keyPrefix, leasePrefix, commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS }),
     cleanup: async () => {
       const keys = [...(await raw.keys(`${keyPrefix}*`)), ...(await raw.keys(`${leasePrefix}*`))];
       if (keys.length > 0) await raw.del(...keys);
