@@ -17,7 +17,7 @@
  *   counted as an outage.
  * - Until the database has been reached once the schema is not known to be in place: every call first
  *   makes sure of it (one attempt per call, shared by concurrent calls).
- * - prune() deletes expired rows (and lapsed leases) in one bounded statement; the outer WHERE re-checks
+ * - prune() deletes expired rows (and lapsed leases) in bounded statements; the outer WHERE re-checks
  *   expires_at, so a row another daemon has just rewritten with a later expiry is kept.
  * - Bytes are governed by prune() (expired policies) and the database's own limits, as for Redis.
  * - Fleet leases: rows of `<schema>.leases` (key, owner, expires_at by the server's clock); taking one is
@@ -98,6 +98,8 @@ const OUTAGE_SQLSTATE = /^(08|28|3D|53|57)/;
 
 /** Most entries written in one statement. */
 const WRITE_BATCH_MAX = 500;
+/** Most rows one prune statement deletes. */
+const PRUNE_BATCH = 1_000;
 
 /** A queued write and the put() calls waiting for it. */
 interface PendingWrite {
@@ -277,19 +279,29 @@ export class PostgresStore implements PolicyStore {
     return Number(rows[0]!.n);
   }
 
+  /**
+   * In statements of at most PRUNE_BATCH rows, each well inside the query timeout (which also bounds a
+   * statement on the server), with other calls let in between; at most limit / PRUNE_BATCH + 1 rounds.
+   */
   async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
-    const { rowCount } = await this.#query(
-      `DELETE FROM ${this.#q}.policies WHERE expires_at <= $1 AND domain IN (
-         SELECT domain FROM ${this.#q}.policies WHERE expires_at <= $1 LIMIT $2)`,
-      [Math.trunc(now), limit],
-    );
-    // Lapsed leases: nobody holds them; a bounded sweep keeps the table small.
+    let removed = 0;
+    while (removed < limit) {
+      const batch = Math.min(PRUNE_BATCH, limit - removed);
+      const { rowCount } = await this.#query(
+        `DELETE FROM ${this.#q}.policies WHERE expires_at <= $1 AND domain IN (
+           SELECT domain FROM ${this.#q}.policies WHERE expires_at <= $1 LIMIT $2)`,
+        [Math.trunc(now), batch],
+      );
+      removed += rowCount ?? 0;
+      if ((rowCount ?? 0) < batch) break;
+    }
+    // Lapsed leases: nobody holds them; one bounded sweep per prune keeps the table small.
     await this.#query(
       `DELETE FROM ${this.#q}.leases WHERE expires_at <= clock_timestamp() AND key IN (
          SELECT key FROM ${this.#q}.leases WHERE expires_at <= clock_timestamp() LIMIT $1)`,
-      [PRUNE_LIMIT],
+      [PRUNE_BATCH],
     );
-    return rowCount ?? 0;
+    return removed;
   }
 
   async tryLease(key: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -211,6 +211,26 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('prune() removes more than one statement deletes (batches), and stops at the limit exactly', async () => {
+    const o = options();
+    const store = await PostgresStore.open(o);
+    try {
+      const now = Date.now();
+      // Written straight into the table: 2500 expired rows, more than two prune statements take.
+      await raw.query(
+        `INSERT INTO "${o.schema}".policies (domain, policy_id, fetched_at, expires_at, entry)
+         SELECT 'gone-' || i || '.example', 'id', 0, $1::bigint, '{}' FROM generate_series(1, 2500) AS i`,
+        [now - 1_000],
+      );
+      await store.put(makeEntry('live.example', { expiresAt: now + 3_600_000 }));
+      expect(await store.prune(now, 2_100)).toBe(2_100);
+      expect(await store.prune(now)).toBe(400);
+      expect(await store.count()).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('prune() also sweeps lapsed leases, never a held one', async () => {
     const o = options();
     const store = await PostgresStore.open(o);
