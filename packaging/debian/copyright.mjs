@@ -56,6 +56,12 @@ for (const name of packages) {
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   const files = readdirSync(dir).filter((f) => /^(licen[cs]e|copying)/i.test(f)).sort();
   const texts = files.map((f) => readFileSync(join(dir, f), 'utf8'));
+  // Some packages (pg-types, pgpass) ship their license only as the README's last section.
+  if (texts.length === 0) {
+    const readme = readdirSync(dir).find((f) => /^readme(\.md)?$/i.test(f));
+    const m = readme ? /^#+\s*licen[cs]e\s*$([\s\S]*)/im.exec(readFileSync(join(dir, readme), 'utf8')) : null;
+    if (m && /Permission is hereby granted/.test(m[1])) texts.push(m[1].trim());
+  }
   const holders = [...new Set(texts.flatMap((t) => t.split('\n').filter((l) => /^\s*copyright\s*(\(c\)|©|\d)/i.test(l)).map((l) => l.trim())))];
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
   const copyright = holders.length ? holders : [author ? `${author}` : `the ${name} authors`];
