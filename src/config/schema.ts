@@ -227,8 +227,8 @@ export const SCHEMA = {
     proxy: key(
       proxySetting,
       null,
-      'fetch policies through this HTTP CONNECT proxy; `env`: the one HTTPS_PROXY names, except for NO_PROXY hosts',
-      "Certificate validation, SNI, refused redirects, `fetch.timeout_ms` and `fetch.max_bytes` are unchanged: the TLS session to the policy host runs inside the tunnel. The proxy resolves the policy host itself, out of sight of the address filter: a host that our own DNS resolves to any non-public address is not sent through it (reason `address`) unless `fetch.allow_private_addresses` is true. Its password is masked in output.",
+      'fetch policies through this HTTP CONNECT proxy (`env`: HTTPS_PROXY, NO_PROXY)',
+      "`env` takes the proxy from HTTPS_PROXY (none set: direct) and sends the hosts NO_PROXY names (and names under them) direct. Certificate validation, SNI, refused redirects, `fetch.timeout_ms` and `fetch.max_bytes` are unchanged: the TLS session to the policy host runs inside the tunnel. The proxy resolves the policy host itself, out of sight of the address filter: a host that our own DNS resolves to any non-public address is not sent through it (reason `address`) unless `fetch.allow_private_addresses` is true. Its password is masked in output.",
     ),
   }),
   cache: section(
