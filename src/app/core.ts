@@ -4,6 +4,7 @@
  * and retires the old one (src/app/reload.ts); the listeners never see the swap.
  */
 import type { Logger } from 'pino';
+import { observeStore, type StoreObserver } from '../cache/observed-store.js';
 import { openStore, storeConfigOf } from '../cache/open-store.js';
 import type { PolicyStore } from '../cache/store.js';
 import { checkCachePathWritable } from '../config/cache-path.js';
@@ -58,9 +59,10 @@ export interface CoreExtras {
 }
 
 /** Opens the configured store; an unusable cache.path is one ConfigError line naming it, what to do. */
-export async function openConfiguredStore(config: Config, logger: Logger): Promise<PolicyStore> {
+export async function openConfiguredStore(config: Config, logger: Logger, observer?: StoreObserver): Promise<PolicyStore> {
   if (config.cache.store === 'sqlite') checkCachePathWritable(config.cache.path, { create: true });
-  return openStore(storeConfigOf(config), logger);
+  const store = await openStore(storeConfigOf(config), logger);
+  return observer ? observeStore(store, observer) : store;
 }
 
 /** Builds (does not start) a core over `store`. Throws ConfigError when fetch.ca_file is unusable. */

@@ -242,7 +242,7 @@ export class Daemon {
     const pending: PendingListenerUpdate[] = [];
     const zones = await decideZones(next);
     try {
-      if (plan.reopenStore) store = await openConfiguredStore(next, this.logger);
+      if (plan.reopenStore) store = await openConfiguredStore(next, this.logger, this.metrics.storeObserver);
       if (plan.rebuildCore) core = buildCore(next, store ?? this.liveCore.store, this.logger, { observer: this.metrics.observer, daneObserver: this.metrics.daneObserver });
       // Before the switch, so that no answer of the new core overrides DANE for want of knowing.
       if (core) await detectDnssec(core, this.logger);

@@ -9,6 +9,7 @@ import { REASONS } from '../errors.js';
 import { DANE_ONLY_REPLY, DANE_REPLY } from '../answer/postfix.js';
 import { DANE_OUTCOMES, type DaneObserver } from '../resolver/dane.js';
 import type { FetchOutcome, LookupTier, RefreshOutcome, ResolverObserver } from '../resolver/observer.js';
+import type { StoreObserver } from '../cache/observed-store.js';
 import type { LookupResult } from '../resolver/types.js';
 import { KEY_SKIP_REASONS, type KeySkipReason } from '../sts/domain.js';
 import { DEVIATION_RULES } from '../sts/types.js';
@@ -247,6 +248,8 @@ export class Metrics {
   readonly observer: ResolverObserver;
   /** Pass to the DANE resolver (buildCore's daneObserver): counts DANE lookup outcomes. */
   readonly daneObserver: DaneObserver;
+  /** Wraps the store (src/cache/observed-store.ts): store latency and errors. */
+  readonly storeObserver: StoreObserver;
   private sources: MetricSources = {};
   /** Answers counted since the last scrape: protocol -> zone -> count per ANSWER_CLASSES index. */
   private readonly pendingQueries = new Map<string, Map<string, Float64Array>>();
@@ -348,6 +351,16 @@ export class Metrics {
     );
     for (const [state, why] of DANE_OUTCOMES) daneLookups.inc({ state, why }, 0);
     this.daneObserver = (result) => daneLookups.inc({ state: result.state, why: result.why });
+    // Store calls (issue 11): how often, how long in all, how many failed, per store kind and operation;
+    // rate(seconds_total) / rate(operations_total) is the mean latency.
+    const storeOps = add(new PlainSeries(`${p}store_operations_total`, 'Calls to the persistent store, by store kind, operation and result (ok, error)', 'counter', ['store', 'op', 'result']));
+    const storeSeconds = add(new PlainSeries(`${p}store_operation_seconds_total`, 'Time spent in calls to the persistent store, by store kind and operation', 'counter', ['store', 'op']));
+    this.storeObserver = {
+      storeOperation: (store, op, ms, ok) => {
+        storeOps.inc({ store, op, result: ok ? 'ok' : 'error' });
+        storeSeconds.inc({ store, op }, ms / 1000);
+      },
+    };
     add(
       new PlainSeries(`${p}dnssec_validating`, 'Whether the resolver validates DNSSEC (1: DANE is looked up for zones with dane: auto)', 'gauge', [], (self) => {
         self.set({}, this.sources.dnssecValidating?.() ? 1 : 0);

@@ -138,6 +138,17 @@ describe('Metrics', () => {
     expect(sample(text, 'mta_sts_sidecar_answer_duration_seconds_count{protocol="exim"}')).toBe(5);
   });
 
+  it('storeObserver counts store calls by kind, operation and result, and sums their time', async () => {
+    const m = metrics();
+    m.storeObserver.storeOperation('redis', 'get', 2, true);
+    m.storeObserver.storeOperation('redis', 'get', 3, true);
+    m.storeObserver.storeOperation('redis', 'put', 500, false);
+    const text = await m.render();
+    expect(sample(text, 'mta_sts_sidecar_store_operations_total{store="redis",op="get",result="ok"}')).toBe(2);
+    expect(sample(text, 'mta_sts_sidecar_store_operations_total{store="redis",op="put",result="error"}')).toBe(1);
+    expect(sample(text, 'mta_sts_sidecar_store_operation_seconds_total{store="redis",op="get"}')).toBeCloseTo(0.005, 6);
+  });
+
   it('a handler that fails counts as temp and the failure goes on to the caller', async () => {
     const m = metrics();
     const handler = m.countReplies('socketmap', async () => Promise.reject(new Error('boom')), () => 'default');
