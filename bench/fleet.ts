@@ -7,8 +7,8 @@
  *   node bench/.build/bench/fleet.js [--daemons 5] [--domains 1000] [--duration 4] [--connections 10]
  *   (--connections: per daemon in the warm phase, 16 queries deep)
  *
- * bench/run.sh builds what this needs (the daemon, this file, the native client). Standalone for now:
- * it is not yet one of bench/run.ts's numbered scenarios (see BENCHMARKS.md, "Fleet").
+ * Scenario 7 of bench/run.ts (with FLEET_BENCH_DOMAINS domains), or alone as above once bench/run.sh has
+ * built what it needs (the daemon, this file, the native client).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +19,12 @@ import { parseArgs } from 'node:util';
 import { startRedis } from '../test/lab/redis.js';
 import { BIN, cpuSeconds, freePort, runClient, type ClientResult } from './procs.js';
 import { COLD_DOMAINS, ZONE, startWorld, type World } from './world.js';
+
+/**
+ * New domains per run in bench/run.ts: 1,000 on five daemons (5,000 connections at once) did not finish
+ * within 120 s on the loaded two-core machine (BENCHMARKS.md, "Fleet"); 200 take about 10 s.
+ */
+export const FLEET_BENCH_DOMAINS = 200;
 
 export interface FleetResult {
   daemons: number;

@@ -3,7 +3,8 @@
  * servers under test and the native load client, runs the scenarios, writes bench/results/latest.json
  * and the generated tables in BENCHMARKS.md.
  *
- *   --scenario 1[,2,...]   only these scenarios (default all: 1 2 3 4 5 6; 6 is the footprint, bench/footprint.ts)
+ *   --scenario 1[,2,...]   only these scenarios (default all: 1 2 3 4 5 6 7; 6 is the footprint, bench/footprint.ts;
+ *                          7 the fleet, bench/fleet.ts)
  *   --duration S           measured seconds per run (default 4)
  *   --warmup S             unmeasured seconds before each run (default 1)
  *   --rounds N             scenario 1 and 5: repeat the whole matrix N times, interleaved (default 3)
@@ -20,6 +21,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { cpus, freemem, totalmem, tmpdir, loadavg, release } from 'node:os';
 import { join } from 'node:path';
+import { fleetScenario, FLEET_BENCH_DOMAINS, type FleetResult } from './fleet.js';
 import { populateStore } from './populate.js';
 import { footprintMarkdown, footprintTargets, regressions, scenario6, writeBaseline, BASELINE, type Footprint } from './footprint.js';
 import {
@@ -72,7 +74,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { scenarios: [1, 2, 3, 4, 5, 6], durationS: 4, warmupS: 1, rounds: 3, profileDir: null, write: true, bin: null, updateBaseline: false };
+  const o: Options = { scenarios: [1, 2, 3, 4, 5, 6, 7], durationS: 4, warmupS: 1, rounds: 3, profileDir: null, write: true, bin: null, updateBaseline: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -86,8 +88,8 @@ function parseArgs(argv: string[]): Options {
       o.scenarios = String(v ?? '')
         .split(',')
         .map(Number)
-        .filter((n) => [1, 2, 3, 4, 5, 6].includes(n));
-      if (o.scenarios.length === 0) throw new Error('--scenario takes 1..6, comma-separated');
+        .filter((n) => [1, 2, 3, 4, 5, 6, 7].includes(n));
+      if (o.scenarios.length === 0) throw new Error('--scenario takes 1..7, comma-separated');
       i++;
     } else if (a === '--duration') o.durationS = num(a);
     else if (a === '--warmup') o.warmupS = num(a);
@@ -761,6 +763,18 @@ function markdown(results: Results): string {
   }
   const s6 = s['6'] as Footprint | undefined;
   if (s6) lines.push(...footprintMarkdown(s6));
+  const s7 = s['7'] as FleetResult | undefined;
+  if (s7) {
+    lines.push(`### Scenario 7: fleet, ${s7.daemons} daemons on one Redis store, ${s7.domains} new domains asked on all at once`, '');
+    lines.push(
+      '| all answered after s | answers/s (cold) | OK | policy fetches per domain | most fetches of one domain | daemon CPU s (cold, all) | answers/s (warm, all daemons) | warm p99 ms |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    lines.push(
+      `| ${s7.cold_seconds_until_all_answered} | ${s7.cold_answers_per_second} | ${s7.cold_answered_ok} | ${s7.fetches_per_domain} | ${s7.max_fetches_of_one_domain} | ${s7.cold_daemon_cpu_s} | ${s7.warm_answers_per_second} | ${Math.round(s7.warm_p99_us / 100) / 10} |`,
+    );
+    lines.push('');
+  }
   const targets = results.targets as ReturnType<typeof evaluateTargets>;
   if (targets.length > 0) {
     lines.push('### Targets', '', '| scenario | target | measured | met |', '| ---: | --- | --- | --- |');
@@ -832,7 +846,8 @@ async function main(): Promise<void> {
   const ctx: Ctx = { opts, world, tmp, python, stores: new Map() };
   const footprint = (c: Ctx) =>
     scenario6({ world: c.world, python: c.python, durationS: c.opts.durationS, warmupS: c.opts.warmupS, log, started, bin: c.opts.bin });
-  const scenarios: Record<number, (c: Ctx) => Promise<unknown>> = { 1: scenario1, 2: scenario2, 3: scenario3, 4: scenario4, 5: scenario5, 6: footprint };
+  const fleet = (c: Ctx) => fleetScenario(c.world, { daemons: 5, domains: FLEET_BENCH_DOMAINS, durationS: c.opts.durationS });
+  const scenarios: Record<number, (c: Ctx) => Promise<unknown>> = { 1: scenario1, 2: scenario2, 3: scenario3, 4: scenario4, 5: scenario5, 6: footprint, 7: fleet };
   for (const n of opts.scenarios) {
     const t = Date.now();
     log(`scenario ${n}`);
