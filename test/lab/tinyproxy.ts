@@ -1,9 +1,9 @@
 /**
  * A real HTTP CONNECT proxy for tests: Debian's tinyproxy (package tinyproxy-bin) on 127.0.0.1, with its
  * own view of host names. It runs in a private mount namespace (`unshare --map-root-user --mount`, so no
- * root is needed) whose /etc/hosts is the test's `hosts`: the proxy can reach a policy host at an address
- * that our own DNS does not give, so a fetch that succeeds went through the proxy. Its log lists every
- * CONNECT (`connects()`), which the tests read too.
+ * root is needed; as root, `unshare --mount`) whose /etc/hosts is the test's `hosts`: the proxy can reach
+ * a policy host at an address that our own DNS does not give, so a fetch that succeeds went through the
+ * proxy. Its log lists every CONNECT (`connects()`), which the tests read too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +58,9 @@ export async function startTinyproxy(hosts: Record<string, string>): Promise<Tin
     ].join('\n') + '\n',
   );
   const script = `mount --bind "$0/hosts" /etc/hosts && exec tinyproxy -d -c "$0/tinyproxy.conf"`;
-  const child = spawn('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As root a mount namespace alone will do (and works where user namespaces are switched off).
+  const namespaces = process.getuid?.() === 0 ? ['--mount'] : ['--map-root-user', '--mount'];
+  const child = spawn('unshare', [...namespaces, 'sh', '-c', script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
   child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
