@@ -18,7 +18,9 @@ const BATCH = 20_000;
 
 export async function populateStore(path: string, count: number): Promise<{ seconds: number; bytes: number }> {
   const started = performance.now();
-  const store = new SqliteStore({ path, flushMaxEntries: BATCH, flushIntervalMs: 60_000 });
+  // The store's byte bound (cache.store_max_bytes, 256 MiB by default) would evict past about 600k bench
+  // policies: as much room as the daemon is given (bench/procs.ts, memoryEntries).
+  const store = new SqliteStore({ path, flushMaxEntries: BATCH, flushIntervalMs: 60_000, maxBytes: Math.max(256 * 1024 * 1024, count * 2048) });
   const now = Date.now();
   try {
     for (let n = 0; n < count; n++) {

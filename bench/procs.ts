@@ -235,6 +235,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Server & { 
     'cache:',
     `  store: ${options.store}`,
     `  path: "${options.dbPath ?? join(dir, 'cache.db')}"`,
+    // Room for every policy in the hot tier and the store: their byte bounds (64 MiB and 256 MiB by default;
+    // entryBytes() estimates about 1.1 KB per bench policy) would cut the warm load short.
+    ...(options.memoryEntries
+      ? [`  memory_max_bytes: ${Math.max(64 * 1024 * 1024, options.memoryEntries * 2048)}`, `  store_max_bytes: ${Math.max(256 * 1024 * 1024, options.memoryEntries * 2048)}`]
+      : []),
     ...(options.memoryEntries ? ['resolver:', `  memory_entries: ${options.memoryEntries}`] : []),
     'log:',
     '  level: info',
