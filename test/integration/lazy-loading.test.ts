@@ -47,3 +47,47 @@ describe('each command loads only what it uses', () => {
     expect(r.packages).not.toContain('undici');
   });
 });
+
+describe('serve loads the metrics library only when /metrics is served', () => {
+  async function freePort(): Promise<number> {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((ok) => server.close(() => ok()));
+    return port;
+  }
+
+  it.each<[string, boolean]>([
+    // case, whether /metrics is served: prom-client expected after start-up and one scrape
+    ['http.listen empty: never', false],
+    ['http.listen set: at the first scrape', true],
+  ])('%s', async (_case, expected) => {
+    const { spawn } = await import('node:child_process');
+    const config = join(dir, `serve-${expected}.yml`);
+    const httpPort = await freePort();
+    writeFileSync(
+      config,
+      `socketmap:\n  listen: ["tcp:127.0.0.1:${await freePort()}"]\nhttp:\n  listen: ${expected ? `["tcp:127.0.0.1:${httpPort}"]` : '[]'}\n` +
+        `dns:\n  servers: ["127.0.0.1"]\ncache:\n  store: memory\n`,
+    );
+    const child = spawn(process.execPath, ['-r', PRELOAD, BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+    for (let i = 0; i < 200 && !out.includes('"msg":"mta-sts-sidecar ready"'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain('"msg":"mta-sts-sidecar ready"');
+    if (expected) {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    child.kill('SIGTERM');
+    await exited;
+    const line = out.split('\n').find((l) => l.startsWith('PACKAGES '));
+    expect(line, out).toBeDefined();
+    expect(line!.split(' ').includes('prom-client')).toBe(expected);
+    expect(line!.split(' ')).not.toContain('ioredis');
+  });
+});
