@@ -4,14 +4,16 @@
  * the others wait for it (a lock) and take that .deb, since nothing it is made of changed. What it is
  * made of: every file scripts/build-deb.sh exports (tracked, and untracked but not ignored: the
  * working tree as it is), and the Node.js it is built for (its Depends and the compiled addon follow
- * it). The stamp beside the .deb holds their hash; a build whose inputs differ is redone, and a rerun
- * of the tests with no change reuses the last build.
+ * it). The stamp beside the .deb holds their hash and the test run that built it: within one run the
+ * .deb is built once, whatever is edited meanwhile (a second build would replace the file the other test
+ * is installing); a later run reuses it when nothing changed, else builds again.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { procStat } from '../lab/processes.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const OUT = join(ROOT, 'build/deb');
@@ -38,6 +40,14 @@ async function inputsHash(): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * This test run: vitest's main process (every test file's worker is its child, pool `forks`), by pid and
+ * start time, so that a later process with the same pid is another run.
+ */
+function testRun(): string {
+  return `${process.ppid}:${procStat(process.ppid)?.start ?? ''}`;
+}
+
 /** Holds LOCK (flock, in a child process: released when it ends, also if this process dies). */
 async function lock(): Promise<ChildProcess> {
   mkdirSync(join(ROOT, 'build'), { recursive: true });
@@ -57,10 +67,11 @@ export async function debOfWorkingTree(logFile: string): Promise<string> {
   const holder = await lock();
   try {
     const inputs = await inputsHash();
+    const run = testRun();
     if (existsSync(STAMP)) {
-      const [hash, deb] = readFileSync(STAMP, 'utf8').trim().split('\n');
-      if (hash === inputs && deb !== undefined && existsSync(deb)) {
-        writeFileSync(logFile, `reused ${deb}: built from the same inputs (${inputs})\n`);
+      const [hash, builtBy, deb] = readFileSync(STAMP, 'utf8').trim().split('\n');
+      if ((hash === inputs || builtBy === run) && deb !== undefined && existsSync(deb)) {
+        writeFileSync(logFile, `reused ${deb}: built ${builtBy === run ? 'in this test run' : 'from the same inputs'} (${hash})\n`);
         return deb;
       }
     }
@@ -75,7 +86,7 @@ export async function debOfWorkingTree(logFile: string): Promise<string> {
     await new Promise((ok) => log.end(ok));
     if (code !== 0) throw new Error(`npm run deb failed (exit ${code}); see ${logFile}`);
     const deb = out.trim().split('\n').pop()!;
-    writeFileSync(STAMP, `${inputs}\n${deb}\n`);
+    writeFileSync(STAMP, `${inputs}\n${run}\n${deb}\n`);
     return deb;
   } finally {
     holder.stdin!.end();
