@@ -7,7 +7,7 @@
  */
 import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
-import { Agent, buildConnector, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { buildConnector, Dispatcher, ProxyAgent } from 'undici';
 import { StsError } from '../errors.js';
 import { RFC8461 } from '../sts/rfc8461.js';
 import type { DnsClient } from './dns.js';
@@ -90,42 +90,52 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     maxCachedSessions: 0,
     timeout: options.timeoutMs,
   } as const;
-  const inner = buildConnector({ ...tlsOptions, lookup } as buildConnector.BuildOptions);
 
-  // Check the address actually connected to as well: DNS may change between lookups.
-  const connect: buildConnector.connector = (opts, callback) => {
-    inner(opts, (err, socket) => {
-      if (err || !socket) return callback(err ?? new Error('no socket'), null);
-      const remote = socket.remoteAddress ?? '';
-      if (!options.allowPrivateAddresses && !isPublicAddress(remote)) {
-        socket.destroy();
-        return callback(new StsError('address', `connected to non-public address ${remote}`), null);
-      }
-      callback(null, socket as TLSSocket);
-    });
-  };
+  // undici (about 19 MiB of RSS imported alone) is loaded and its agents made at the first fetch, once: a
+  // daemon with a warm cache fetches nothing until a miss or a refresh is due (issue 12, BENCHMARKS.md
+  // "Footprint"). The TLS context stays eager, so that an unusable fetch.ca_file fails at start.
+  const build = async (): Promise<{ agent: Dispatcher; proxied: Dispatcher | null; request: typeof import('undici').request }> => {
+    const { Agent, buildConnector, ProxyAgent, request } = await import('undici');
+    const inner = buildConnector({ ...tlsOptions, lookup } as buildConnector.BuildOptions);
 
-  const limits = {
-    // A hostile host gets a bounded number of sockets from us, and none kept afterwards.
-    connections: 2,
-    pipelining: 0,
-    keepAliveTimeout: 1,
-    keepAliveMaxTimeout: 1,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-    maxResponseSize: options.maxBytes,
+    // Check the address actually connected to as well: DNS may change between lookups.
+    const connect: buildConnector.connector = (opts, callback) => {
+      inner(opts, (err, socket) => {
+        if (err || !socket) return callback(err ?? new Error('no socket'), null);
+        const remote = socket.remoteAddress ?? '';
+        if (!options.allowPrivateAddresses && !isPublicAddress(remote)) {
+          socket.destroy();
+          return callback(new StsError('address', `connected to non-public address ${remote}`), null);
+        }
+        callback(null, socket as TLSSocket);
+      });
+    };
+
+    const limits = {
+      // A hostile host gets a bounded number of sockets from us, and none kept afterwards.
+      connections: 2,
+      pipelining: 0,
+      keepAliveTimeout: 1,
+      keepAliveMaxTimeout: 1,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      maxResponseSize: options.maxBytes,
+    };
+    const agent = new Agent({ connect, ...limits });
+    // Through the proxy, the TLS session to the policy host is made inside the CONNECT tunnel with the same
+    // options (roots, TLS >= 1.2, our identity check, no session reuse); SNI is the policy host's name.
+    const proxied: Dispatcher | null = proxy
+      ? new ProxyAgent({ uri: proxy.url, requestTls: tlsOptions, proxyTls: { timeout: options.timeoutMs }, ...limits } as ProxyAgent.Options)
+      : null;
+    return { agent, proxied, request };
   };
-  const agent = new Agent({ connect, ...limits });
+  let built: ReturnType<typeof build> | undefined;
   const proxy = options.proxy ?? null;
-  // Through the proxy, the TLS session to the policy host is made inside the CONNECT tunnel with the same
-  // options (roots, TLS >= 1.2, our identity check, no session reuse); SNI is the policy host's name.
-  const proxied: Dispatcher | null = proxy
-    ? new ProxyAgent({ uri: proxy.url, requestTls: tlsOptions, proxyTls: { timeout: options.timeoutMs }, ...limits } as ProxyAgent.Options)
-    : null;
-  const dispatcherFor = async (host: string): Promise<Dispatcher> => {
-    if (proxied === null || bypassesProxy(host, proxy!.noProxy)) return agent;
+  const dispatcherFor = async (host: string): Promise<{ dispatcher: Dispatcher; request: typeof import('undici').request }> => {
+    const { agent, proxied, request } = await (built ??= build());
+    if (proxied === null || bypassesProxy(host, proxy!.noProxy)) return { dispatcher: agent, request };
     await checkBeforeProxy(host);
-    return proxied;
+    return { dispatcher: proxied, request };
   };
 
   return {
@@ -134,7 +144,7 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
       const url = `https://${host}${RFC8461.POLICY_PATH}`;
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
-        const dispatcher = await dispatcherFor(host);
+        const { dispatcher, request } = await dispatcherFor(host);
         const res = await request(url, {
           dispatcher,
           method: 'GET',
@@ -165,6 +175,8 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
       }
     },
     close: async () => {
+      if (built === undefined) return;
+      const { agent, proxied } = await built;
       await Promise.all([agent.close(), proxied?.close()]);
     },
   };
