@@ -128,8 +128,11 @@ describe('Debian 13 (trixie)', () => {
     const user = /^User=(.+)$/m.exec(unit)![1]!;
     const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!.trim().split(/\s+/);
     expect([user, ...execStart]).toEqual([PKG, `/usr/bin/${PKG}`, 'serve', '--config', CONFFILE]);
+    // What systemd would set from StateDirectory= (systemd.exec(5)): where the default cache.path goes.
+    const stateDirectory = /^StateDirectory=(.+)$/m.exec(unit)![1]!.trim();
+    expect(`/var/lib/${stateDirectory}`).toBe(STATE_DIR);
 
-    daemon = tree!.spawn(['runuser', '-u', user, '--', ...execStart]);
+    daemon = tree!.spawn(['runuser', '-u', user, '--', ...execStart], { env: { STATE_DIRECTORY: STATE_DIR } });
     daemon.stdout!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     daemon.stderr!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     const ready = await new Promise<boolean>((ok) => {
@@ -162,6 +165,11 @@ describe('Debian 13 (trixie)', () => {
     // Never PERM for a key (Postfix would defer on it; issue 13).
     expect(await postmap('not a domain')).toMatchObject({ code: 1, stdout: '', stderr: '' });
   }, 30_000);
+
+  it('keeps its cache in the state directory, as its user', async () => {
+    const st = await inTree(['stat', '-c', '%U', `${STATE_DIR}/cache.db`]);
+    expect(st.stdout.trim(), st.stderr).toBe(PKG);
+  });
 
   it('stops cleanly on SIGTERM', async () => {
     const exited = new Promise<number | null>((ok) => daemon!.once('exit', (code) => ok(code)));
