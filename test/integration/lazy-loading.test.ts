@@ -48,7 +48,7 @@ describe('each command loads only what it uses', () => {
   });
 });
 
-describe('serve loads the metrics library only when /metrics is served', () => {
+describe('serve loads the metrics library only when /metrics is served, and no HTTP client before a fetch', () => {
   async function freePort(): Promise<number> {
     const { createServer } = await import('node:net');
     const server = createServer();
@@ -89,5 +89,7 @@ describe('serve loads the metrics library only when /metrics is served', () => {
     expect(line, out).toBeDefined();
     expect(line!.split(' ').includes('prom-client')).toBe(expected);
     expect(line!.split(' ')).not.toContain('ioredis');
+    // Nothing was fetched: no HTTP client either (src/net/policy-fetch.ts loads undici at the first fetch).
+    expect(line!.split(' ')).not.toContain('undici');
   });
 });
