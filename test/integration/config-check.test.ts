@@ -81,7 +81,7 @@ describe('mta-sts-sidecar config check', () => {
     const printed = parse(r.stdout) as Record<string, Record<string, unknown>>;
     expect(printed.socketmap).toMatchObject({ listen: ['tcp:127.0.0.1:8461'], shutdown_grace_ms: 20_000 });
     expect(printed.cache).toMatchObject({ store: 'memory' });
-    expect(printed.zones).toEqual({ default: { strict_testing: false, tlsrpt: 'auto' }, myzone: { strict_testing: true, tlsrpt: 'auto' } });
+    expect(printed.zones).toEqual({ default: { strict_testing: false, tlsrpt: 'auto', dane: 'auto' }, myzone: { strict_testing: true, tlsrpt: 'auto', dane: 'auto' } });
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mta-sts-sidecar: warning: reuse_port: no equivalent/)]);
     // What it printed is a config of ours: saved as a file, it means the same.
     const converted = await file('converted.yml', r.stdout);
