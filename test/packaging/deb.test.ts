@@ -318,7 +318,11 @@ describe('the installed daemon, run as its unit runs it', () => {
       await new Promise((r) => setTimeout(r, 500));
     }
 
-    daemon = spawn('runuser', ['-u', user, '--', ...execStart], { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' });
+    // What systemd sets from the unit's StateDirectory= (systemd.exec(5)): where the default cache.path goes
+    // (by hand, without it, the daemon would use the user's ~/.local/state).
+    expect(/^StateDirectory=(.+)$/m.exec(unit)![1]!.trim()).toBe(PKG);
+    const env = { ...process.env, STATE_DIRECTORY: STATE_DIR };
+    daemon = spawn('runuser', ['-u', user, '--', ...execStart], { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/', env });
     daemon.stdout!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     daemon.stderr!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     const ready = await new Promise<boolean>((ok) => {
