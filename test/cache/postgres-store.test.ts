@@ -58,7 +58,7 @@ describeCacheStore('PostgresStore', async () => {
       await raw.query(`DROP SCHEMA IF EXISTS "${o.schema}" CASCADE`);
     },
   };
-});
+}, { leases: true });
 
 describe('PostgresStore', () => {
   it('keeps the newer of two writes: a larger fetchedAt wins, then a larger id; an equal pair is an update', async () => {

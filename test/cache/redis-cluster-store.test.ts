@@ -45,7 +45,7 @@ describeCacheStore('RedisStore on Redis Cluster', async () => {
       }
     },
   };
-});
+}, { leases: true });
 
 describe('RedisStore on Redis Cluster: node loss', () => {
   it('spreads entries over all three nodes (keys are not pinned to one slot)', async () => {

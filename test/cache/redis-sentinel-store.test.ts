@@ -66,7 +66,7 @@ describeCacheStore('RedisStore via Sentinel', async () => {
       }
     },
   };
-});
+}, { leases: true });
 
 describe('openStore (store: redis) with Sentinels', () => {
   it('the data nodes want a password, the Sentinel none: cache.redis_password_file reaches the primary the Sentinel names', { timeout: 60_000 }, async () => {

@@ -63,7 +63,7 @@ describeCacheStore('RedisStore', async () => {
       if (keys.length > 0) await raw.del(...keys);
     },
   };
-});
+}, { leases: true });
 
 describe('RedisStore', () => {
   it('stores JSON under mta-sts-sidecar:policy:<domain> by default', async () => {

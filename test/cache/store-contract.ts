@@ -65,7 +65,11 @@ async function collect(store: PolicyStore): Promise<CacheEntry[]> {
   return out.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
 }
 
-export function describeCacheStore(name: string, factory: () => Promise<StoreUnderTest>): void {
+/**
+ * `leases`: the store is one several daemons share and must have the fleet lease (store.ts); the others
+ * must have neither method, and the lease cases are not registered for them (never skipped).
+ */
+export function describeCacheStore(name: string, factory: () => Promise<StoreUnderTest>, options: { leases: boolean } = { leases: false }): void {
   describe(`${name}: PolicyStore contract`, () => {
     let sut: StoreUnderTest;
     let store: PolicyStore;
@@ -268,12 +272,18 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
       expect(await collect(check)).toStrictEqual([...entries].sort((a, b) => (a.domain < b.domain ? -1 : 1)));
     });
 
-    // The fleet lease (store.ts): only stores shared by several daemons have it; the rest skip these.
-    describe('fleet lease (tryLease/releaseLease)', () => {
+    // The fleet lease (store.ts): only stores shared by several daemons have it.
+    if (!options.leases) {
+      it('has no fleet lease (not a store several daemons share)', () => {
+        expect([store.tryLease, store.releaseLease]).toEqual([undefined, undefined]);
+      });
+    }
+    if (options.leases) describe('fleet lease (tryLease/releaseLease)', () => {
       /** A lease key no other test (or earlier run against the same server) uses. */
       const fresh = (what: string) => `${what}:${randomUUID()}`;
       const leasing = () => {
-        if (!store.tryLease || !store.releaseLease) return null;
+        expect(store.tryLease).toBeTypeOf('function');
+        expect(store.releaseLease).toBeTypeOf('function');
         return store as Required<Pick<PolicyStore, 'tryLease' | 'releaseLease'>> & PolicyStore;
       };
       /** A second daemon on the same backend (reopen), or the same store where there is none. */
@@ -288,18 +298,16 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
         expect(store.tryLease === undefined).toBe(store.releaseLease === undefined);
       });
 
-      it('the first owner gets the lease, another owner does not, a different key is independent', async (ctx) => {
+      it('the first owner gets the lease, another owner does not, a different key is independent', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const key = fresh('resolve:example.com');
         expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
         expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
         expect(await s.tryLease(fresh('refresh:example.com'), 'daemon-b', 10_000)).toBe(true);
       });
 
-      it('the holder asking again keeps (renews) it', async (ctx) => {
+      it('the holder asking again keeps (renews) it', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const key = fresh('refresh:example.com');
         expect(await s.tryLease(key, 'daemon-a', 300)).toBe(true);
         expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
@@ -307,9 +315,8 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
         expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
       });
 
-      it("a lease lapses by itself after its ttl (a crashed holder's lease)", async (ctx) => {
+      it("a lease lapses by itself after its ttl (a crashed holder's lease)", async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const key = fresh('resolve:example.com');
         expect(await s.tryLease(key, 'crashed', 200)).toBe(true);
         expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(false);
@@ -317,9 +324,8 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
         expect(await s.tryLease(key, 'daemon-b', 10_000)).toBe(true);
       });
 
-      it('release is compare-and-delete: only the holder frees it; releasing what nobody holds resolves', async (ctx) => {
+      it('release is compare-and-delete: only the holder frees it; releasing what nobody holds resolves', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const key = fresh('resolve:example.com');
         expect(await s.tryLease(key, 'daemon-a', 10_000)).toBe(true);
         await s.releaseLease(key, 'daemon-b');
@@ -329,9 +335,8 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
         await expect(s.releaseLease(fresh('never-taken'), 'daemon-a')).resolves.toBeUndefined();
       });
 
-      it('20 owners racing from two connections: exactly one wins', async (ctx) => {
+      it('20 owners racing from two connections: exactly one wins', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const other = (await second()) as typeof s;
         const key = fresh('resolve:race.example');
         const wins = await Promise.all(
@@ -340,18 +345,16 @@ export function describeCacheStore(name: string, factory: () => Promise<StoreUnd
         expect(wins.filter(Boolean)).toHaveLength(1);
       });
 
-      it('leases are not policies: count() and list() do not see them', async (ctx) => {
+      it('leases are not policies: count() and list() do not see them', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         await s.put(makeEntry('example.com'));
         expect(await s.tryLease(fresh('resolve:example.com'), 'daemon-a', 10_000)).toBe(true);
         expect(await s.count()).toBe(1);
         expect((await collect(s)).map((e) => e.domain)).toEqual(['example.com']);
       });
 
-      it('after close(), tryLease rejects and releaseLease still resolves', async (ctx) => {
+      it('after close(), tryLease rejects and releaseLease still resolves', async () => {
         const s = leasing();
-        if (!s) return ctx.skip();
         const key = fresh('resolve:example.com');
         await s.close();
         await expect(s.tryLease(key, 'daemon-a', 10_000)).rejects.toThrow();
