@@ -12,26 +12,22 @@
  * leaves Postfix's own behaviour in place.
  */
 import type { RequireTlsAction } from '../config/limits.js';
-import { mxMatches } from '../sts/mx.js';
-import { NOTFOUND, type Verdict } from './postfix.js';
+import { policyAllowsMx } from '../sts/mx.js';
+import { isEnforced, NOTFOUND, type Verdict } from './postfix.js';
 
 /** socketmap(5) reply telling dns_rr_filter_execute() to drop the record (its IGNORE action). */
 export const IGNORE_REPLY = 'OK IGNORE';
 
-
-/** Whether `verdict` is a policy the MTA must enforce: mode enforce, or testing where the zone says so. */
-export function enforced(verdict: Verdict, strictTesting: boolean): boolean {
-  if (verdict.kind === 'none') return false;
-  const { mode } = verdict.policy;
-  // RFC 8461 §5: testing is report-only; none is no policy.
-  return mode === 'enforce' || (mode === 'testing' && strictTesting);
+/** Whether `verdict` carries a policy the MTA must enforce. */
+function enforced(verdict: Verdict, strictTesting: boolean): boolean {
+  return verdict.kind === 'policy' && isEnforced(verdict.policy, strictTesting);
 }
 
 /** The filter's answer for MX host `exchange` (lower case, no trailing dot) of the verdict's domain. */
 export function mxFilterReply(verdict: Verdict, exchange: string, strictTesting: boolean): string {
-  if (verdict.kind === 'none' || !enforced(verdict, strictTesting)) return NOTFOUND;
+  if (verdict.kind === 'none' || !isEnforced(verdict.policy, strictTesting)) return NOTFOUND;
   // RFC 8461 §4.1: the MX host must match a pattern (exact name, or "*." plus exactly one label).
-  return verdict.policy.mx.some((p) => mxMatches(p, exchange)) ? NOTFOUND : IGNORE_REPLY;
+  return policyAllowsMx(verdict.policy, exchange) ? NOTFOUND : IGNORE_REPLY;
 }
 
 /** The REQUIRETLS action for the verdict's domain; `otherwise` for every domain without an enforced policy. */

@@ -115,6 +115,11 @@ export function postfixReply(verdict: Verdict, options: AnswerOptions): string {
   return postfixAnswer(verdict, options).reply;
 }
 
+/** Whether the MTA must enforce `policy`: RFC 8461 §5, testing is report-only unless the zone opts in. */
+export function isEnforced(policy: Policy, strictTesting: boolean): boolean {
+  return policy.mode === 'enforce' || (policy.mode === 'testing' && strictTesting);
+}
+
 /**
  * The reply for a verdict, never longer than options.maxReplyBytes: Postfix refuses a longer one as a
  * table error ("PERM reply longer than ..."), and a table error defers the mail. What gives way first is
@@ -125,8 +130,7 @@ export function postfixReply(verdict: Verdict, options: AnswerOptions): string {
 export function postfixAnswer(verdict: Verdict, options: AnswerOptions): PostfixAnswer {
   if (verdict.kind === 'none') return { reply: NOTFOUND };
   const { policy } = verdict;
-  const enforced = policy.mode === 'enforce' || (policy.mode === 'testing' && options.strictTesting);
-  if (!enforced || policy.mx.length === 0) return { reply: NOTFOUND };
+  if (!isEnforced(policy, options.strictTesting) || policy.mx.length === 0) return { reply: NOTFOUND };
   const limit = options.maxReplyBytes ?? SOCKETMAP.MAX_REPLY_BYTES;
   const matches = policy.mx.map(postfixMatch);
   const secure = secureReply(matches);

@@ -158,21 +158,28 @@ export const dnsServer: Type<string> = {
   },
 };
 
+/** `v` as a URL, or undefined when it is not a string WHATWG URL parses. */
+function urlOf(v: unknown): URL | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    return new URL(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A rejected URL value as an error shows it: its password masked. */
+function showUrl(v: unknown): string {
+  return typeof v === 'string' ? show(maskUrl(v)) : show(v);
+}
+
 /** A Redis URL (redis:// or rediss://); its password never appears in an error. */
 export const redisUrl: Type<string> = {
   accepts: 'redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or rediss://...',
   check: (v, path) => {
-    let url: URL | undefined;
-    if (typeof v === 'string') {
-      try {
-        url = new URL(v);
-      } catch {
-        url = undefined;
-      }
-    }
+    const url = urlOf(v);
     if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
-      const shown = typeof v === 'string' ? show(maskUrl(v)) : show(v);
-      throw new ConfigError(path, `must be a redis:// or rediss:// URL with a host, got ${shown}`);
+      throw new ConfigError(path, `must be a redis:// or rediss:// URL with a host, got ${showUrl(v)}`);
     }
     return v as string;
   },
@@ -184,17 +191,9 @@ export const redisUrl: Type<string> = {
  * https:// proxy, TLS in TLS, is not offered). Its password never appears in an error.
  */
 export function checkProxyUrl(v: unknown, path: string): string {
-  let url: URL | undefined;
-  if (typeof v === 'string') {
-    try {
-      url = new URL(v);
-    } catch {
-      url = undefined;
-    }
-  }
+  const url = urlOf(v);
   if (url === undefined || url.protocol !== 'http:' || url.hostname === '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-    const shown = typeof v === 'string' ? show(maskUrl(v)) : show(v);
-    throw new ConfigError(path, `must be an http://HOST:PORT proxy URL, "env" or null, got ${shown}`);
+    throw new ConfigError(path, `must be an http://HOST:PORT proxy URL, "env" or null, got ${showUrl(v)}`);
   }
   return v as string;
 }
@@ -210,17 +209,9 @@ export const proxySetting: Type<string | null> = {
 export const postgresUrl: Type<string> = {
   accepts: 'postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?sslmode=...]',
   check: (v, path) => {
-    let url: URL | undefined;
-    if (typeof v === 'string') {
-      try {
-        url = new URL(v);
-      } catch {
-        url = undefined;
-      }
-    }
+    const url = urlOf(v);
     if (url === undefined || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') || url.hostname === '') {
-      const shown = typeof v === 'string' ? show(maskUrl(v)) : show(v);
-      throw new ConfigError(path, `must be a postgres:// or postgresql:// URL with a host, got ${shown}`);
+      throw new ConfigError(path, `must be a postgres:// or postgresql:// URL with a host, got ${showUrl(v)}`);
     }
     return v as string;
   },
