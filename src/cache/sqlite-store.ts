@@ -26,6 +26,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../config/defaults.js';
 import type { ReasonClass } from '../errors.js';
+import { canonicalPolicy } from './entry-json.js';
 import { entryBytes } from './entry-size.js';
 import { lowWater } from './evict.js';
 import type { StoreLogger } from './store.js';
@@ -513,7 +514,7 @@ function fromRow(row: Row): CacheEntry {
   return {
     domain: row.domain,
     id: row.id,
-    policy: JSON.parse(row.policy) as CacheEntry['policy'],
+    policy: canonicalPolicy(JSON.parse(row.policy) as CacheEntry['policy']),
     text: row.text,
     fetchedAt: row.fetched_at,
     expiresAt: row.expires_at,

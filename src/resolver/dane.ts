@@ -13,9 +13,9 @@
  * cached by the DNS TTLs (bounded in entries and in time) apart from the MTA-STS cache, and the answer
  * is made from both on every lookup, so a fresher DANE result takes effect at once.
  */
-import { LRUCache } from 'lru-cache';
 import type { SecureDnsClient, SecureQueryType, SecureRecord, SecureResponse } from '../net/secure-dns.js';
 import { tlsaUnusable, type TlsaRecord, type TlsaUnusable } from './tlsa.js';
+import { ClockCache, type CacheSlot } from './clock-cache.js';
 
 /**
  * What DANE means for a domain:
@@ -150,7 +150,7 @@ export interface DaneLookup {
 export type DaneObserver = (result: DaneResult) => void;
 
 export class DaneResolver {
-  private readonly cache: LRUCache<string, DaneResult>;
+  private readonly cache: ClockCache<string, CacheSlot & { result: DaneResult }>;
   private readonly pending = new Map<string, Promise<DaneResult>>();
   private readonly options: DaneOptions;
 
@@ -161,12 +161,12 @@ export class DaneResolver {
     private readonly now: () => number = Date.now,
   ) {
     this.options = { ...DANE_DEFAULTS, ...options };
-    this.cache = new LRUCache({ max: this.options.maxEntries, maxSize: this.options.maxBytes, sizeCalculation: daneResultBytes });
+    this.cache = new ClockCache({ maxEntries: this.options.maxEntries, maxBytes: this.options.maxBytes, bytesOf: (slot) => daneResultBytes(slot.result) });
   }
 
   /** An unexpired cached result, without resolving. */
   lookupHot(domain: string): DaneResult | undefined {
-    const hit = this.cache.get(domain);
+    const hit = this.cache.get(domain)?.result;
     if (hit === undefined) return undefined;
     if (hit.expiresAt <= this.now()) {
       this.cache.delete(domain);
@@ -185,7 +185,7 @@ export class DaneResolver {
     let running = this.pending.get(domain);
     if (running === undefined) {
       const work = this.resolve(domain).then((result) => {
-        this.cache.set(domain, result);
+        this.cache.set(domain, { result, used: false, bytes: 0 });
         return result;
       });
       running = work.finally(() => this.pending.delete(domain));

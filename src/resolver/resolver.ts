@@ -4,7 +4,7 @@
  * deadline; a cached, unexpired policy is never dropped because DNS or HTTPS failed (RFC 8461 §5.1).
  *
  * Bounds: the hot tier holds at most memoryEntries entries and memoryMaxBytes estimated bytes
- * (src/cache/entry-size.ts), least recently used out first; pruneMemory() drops what has expired. At most
+ * (src/cache/entry-size.ts), evicted by second chance (./clock-cache.ts); pruneMemory() drops what has expired. At most
  * maxPending resolutions are under way; each holds at most one fetch slot or place in the fetch queue, so
  * the fetch waiters are bounded by the same number. Beyond it a lookup is answered from cache or with no
  * policy at once, and counted.
@@ -13,7 +13,6 @@
  * `resolve:<domain>` and a proactive refresh `refresh:<domain>`, so that a policy host sees one fetch from
  * the whole fleet, not one per daemon (./fleet-lease.ts).
  */
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { entryBytes, NEGATIVE_ENTRY_BYTES } from '../cache/entry-size.js';
 import type { CacheEntry, PolicyStore } from '../cache/store.js';
@@ -29,6 +28,7 @@ import type { LookupTier, ResolverObserver } from './observer.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { BoundedMap } from './bounded-map.js';
 import { DueQueue } from './due-queue.js';
+import { ClockCache } from './clock-cache.js';
 import type { LookupResult, NoPolicyWhy, PolicyLookup } from './types.js';
 
 export interface ResolverOptions {
@@ -83,9 +83,12 @@ export interface ResolverDeps {
 }
 
 type PolicyHot = Extract<HotEntry, { kind: 'policy' }>;
+/** `used` and `bytes` are the tier's own (ClockCache): set when the entry goes in. */
 type HotEntry =
   | {
       kind: 'policy';
+      used: boolean;
+      bytes: number;
       entry: CacheEntry;
       /** A lookup after this triggers a background re-check (traffic-driven). */
       nextCheckAt: number;
@@ -94,14 +97,19 @@ type HotEntry =
       /** Position in the refresh queue (DueQueue), -1 when not queued. */
       queueIndex: number;
     }
-  | { kind: 'negative'; why: NoPolicyWhy; error?: StsError; until: number };
+  | { kind: 'negative'; used: boolean; bytes: number; why: NoPolicyWhy; error?: StsError; until: number };
+
+/** A remembered absence of policy until `until`. */
+function absence(why: NoPolicyWhy, until: number, error?: StsError): HotEntry {
+  return error ? { kind: 'negative', used: false, bytes: 0, why, error, until } : { kind: 'negative', used: false, bytes: 0, why, until };
+}
 
 /** warmFromStore lets pending I/O (answers) run after this many entries (a few milliseconds of work). */
 const WARM_BATCH = 1_000;
 const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Resolver implements PolicyLookup {
-  private readonly hot: LRUCache<string, HotEntry>;
+  private readonly hot: ClockCache<string, HotEntry>;
   /**
    * The hot tier's policies by refresh time: the refresher's due work in O(due × log n), not a scan of
    * the tier (0.8 s at 1M policies). Kept in step with the tier by remember() and the tier's dispose().
@@ -137,10 +145,10 @@ export class Resolver implements PolicyLookup {
     private readonly deps: ResolverDeps,
     private readonly options: ResolverOptions,
   ) {
-    this.hot = new LRUCache<string, HotEntry>({
-      max: options.memoryEntries,
-      maxSize: options.memoryMaxBytes,
-      sizeCalculation: (hot, domain) => (hot.kind === 'policy' ? entryBytes(hot.entry) : NEGATIVE_ENTRY_BYTES + domain.length),
+    this.hot = new ClockCache<string, HotEntry>({
+      maxEntries: options.memoryEntries,
+      maxBytes: options.memoryMaxBytes,
+      bytesOf: (hot, domain) => (hot.kind === 'policy' ? entryBytes(hot.entry) : NEGATIVE_ENTRY_BYTES + domain.length),
       // Every way out of the tier (evicted, deleted, replaced, cleared) passes here.
       dispose: (hot) => {
         if (hot.kind !== 'policy') return;
@@ -149,8 +157,7 @@ export class Resolver implements PolicyLookup {
       },
     });
     this.fetches = new ConcurrencyLimit(options.maxConcurrentFetches);
-    // Bounded like the hot tier, but grown as used: an lru-cache fills slot arrays for all its entries
-    // at once (about 2.8 MB per 100,000), resident at idle (issue 12).
+    // Bounded like the hot tier, and like it grown as used (issue 12).
     this.lastFetchAt = new BoundedMap(options.memoryEntries);
     this.failing = new BoundedMap(options.memoryEntries);
     this.now = deps.now ?? Date.now;
@@ -613,7 +620,7 @@ export class Resolver implements PolicyLookup {
       this.observer.refresh?.('no-record', domain);
       return { kind: 'policy', domain, entry: cached, source: 'memory' };
     }
-    this.hot.set(domain, { kind: 'negative', why, ...(error ? { error } : {}), until: now + this.options.negativeTtlMs });
+    this.hot.set(domain, absence(why, now + this.options.negativeTtlMs, error));
     return { kind: 'none', domain, why, ...(error ? { error } : {}) };
   }
 
@@ -627,7 +634,7 @@ export class Resolver implements PolicyLookup {
       this.remember(cached, until);
       return { kind: 'policy', domain, entry: cached, source: 'memory' };
     }
-    this.hot.set(domain, { kind: 'negative', why: 'paced', until });
+    this.hot.set(domain, absence('paced', until));
     return { kind: 'none', domain, why: 'paced' };
   }
 
@@ -656,7 +663,7 @@ export class Resolver implements PolicyLookup {
       { domain, id, reason: error.reason, err: error.message },
       'policy discovery failed',
     );
-    this.hot.set(domain, { kind: 'negative', why: 'failed', error, until: now + retryMs });
+    this.hot.set(domain, absence('failed', now + retryMs, error));
     return { kind: 'none', domain, why: 'failed', error };
   }
 
@@ -679,10 +686,9 @@ export class Resolver implements PolicyLookup {
   }
 
   private remember(entry: CacheEntry, nextCheckAt: number, refreshAt = this.proactiveRefreshAt(entry)): void {
-    const hot: PolicyHot = { kind: 'policy', entry, nextCheckAt, refreshAt, queueIndex: -1 };
-    this.hot.set(entry.domain, hot);
-    // A policy larger than the tier's byte bound is not kept (lru-cache refuses it): queue only what is in.
-    if (this.hot.peek(entry.domain) !== hot) return;
+    const hot: PolicyHot = { kind: 'policy', used: false, bytes: 0, entry, nextCheckAt, refreshAt, queueIndex: -1 };
+    // A policy larger than the tier's byte bound is not kept: queue only what is in.
+    if (!this.hot.set(entry.domain, hot)) return;
     this.refreshQueue.add(hot);
     this.modeCounts[entry.policy.mode]++;
   }

@@ -24,7 +24,7 @@ import { parseMxValue } from './mx.js';
 import { isExtName } from './txt.js';
 import type { Deviation, Mode, MxPattern, ParsedPolicy, Policy } from './types.js';
 
-const MODES: readonly Mode[] = ['enforce', 'testing', 'none'];
+export const MODES: readonly Mode[] = ['enforce', 'testing', 'none'];
 
 /** U+FEFF, the UTF-8 byte order mark once decoded. */
 const BOM = '\ufeff';

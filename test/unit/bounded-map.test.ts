@@ -25,6 +25,23 @@ describe('BoundedMap', () => {
     expect(m.delete('a')).toBe(false);
   });
 
+  it('keeps evicting the oldest set over many rounds, with deletions and re-sets in between', () => {
+    const m = new BoundedMap<string, number>(10);
+    const order: string[] = []; // the model: keys oldest first
+    for (let i = 0; i < 2_000; i++) {
+      const key = `k${i % 37}`;
+      m.set(key, i);
+      if (order.includes(key)) order.splice(order.indexOf(key), 1);
+      else if (order.length >= 10) order.shift();
+      order.push(key);
+      if (i % 7 === 0) {
+        const gone = order.shift()!;
+        m.delete(gone);
+      }
+      expect([...m.entries()].map(([k]) => k)).toEqual(order);
+    }
+  });
+
   it('refuses a bound below 1', () => {
     expect(() => new BoundedMap(0)).toThrow(RangeError);
   });
