@@ -16,7 +16,6 @@ export const MODULES = [
   ['commander', 'commander'],
   ['yaml', 'yaml'],
   ['pino', 'pino'],
-  ['lru-cache', 'lru-cache'],
   ['dns-packet', 'dns-packet'],
   ['better-sqlite3', 'better-sqlite3'],
   ['undici', 'undici'],

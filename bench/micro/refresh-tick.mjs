@@ -1,20 +1,21 @@
 // One refresher tick at N cached policies (issue 12): the due batch (100, as resolver.refresh_batch) taken
-// by scanning the hot tier (the LRU's entries, filtered and sorted: before) and from the refresh queue
-// (src/resolver/due-queue.ts: after). Both over the same lru-cache of N policy-shaped entries, 1% due.
+// by scanning the hot tier (its entries, filtered and sorted: before) and from the refresh queue
+// (src/resolver/due-queue.ts: after). Both over the same hot tier (src/resolver/clock-cache.ts) of N
+// policy-shaped entries, 1% due.
 // Run after `npm run build`: node bench/micro/refresh-tick.mjs [N]
-import { LRUCache } from 'lru-cache';
+import { ClockCache } from '../../dist/resolver/clock-cache.js';
 import { DueQueue } from '../../dist/resolver/due-queue.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 const BATCH = 100;
 const ROUNDS = 5;
 const now = 1_000_000;
-const hot = new LRUCache({ max: N });
+const hot = new ClockCache({ maxEntries: N, maxBytes: Number.MAX_SAFE_INTEGER, bytesOf: () => 1 });
 const queue = new DueQueue((h) => h.refreshAt);
 for (let i = 0; i < N; i++) {
   // 1% due now, the rest within a day
   const refreshAt = i % 100 === 0 ? now - 1 - (i % 5000) : now + 1 + ((i * 7919) % 86_400_000);
-  const h = { kind: 'policy', entry: { domain: `p${i}.example` }, nextCheckAt: 0, refreshAt, queueIndex: -1 };
+  const h = { kind: 'policy', used: false, bytes: 0, entry: { domain: `p${i}.example` }, nextCheckAt: 0, refreshAt, queueIndex: -1 };
   hot.set(h.entry.domain, h);
   queue.add(h);
 }
