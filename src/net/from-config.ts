@@ -2,6 +2,7 @@
  * The DNS client and the policy fetcher as the config describes them (`dns.*`, `fetch.*`): one
  * construction for the daemon's resolver and for `check`, so both see the world the same way.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
@@ -34,6 +35,8 @@ export function networkFromConfig(config: Config): Network {
   return { dns, fetcher, extraCaPem };
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
 /** Reads `fetch.ca_file` (PEM), also for `check`, which trusts the same extra roots for MX certificates. */
 export function readCaFile(file: string | null): string | null {
   if (file === null) return null;
@@ -43,6 +46,15 @@ export function readCaFile(file: string | null): string | null {
   } catch (err) {
     throw new ConfigError('fetch.ca_file', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('fetch.ca_file', `${file} holds no PEM certificate`);
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError('fetch.ca_file', `${file} holds no PEM certificate`);
+  // Parsed here, at start or reload: the fetcher builds its TLS context only at the first fetch.
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError('fetch.ca_file', `${file}: certificate ${i + 1} of ${blocks.length} cannot be read (${(err as Error).message})`);
+    }
+  }
   return pem;
 }

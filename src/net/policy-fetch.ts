@@ -5,7 +5,7 @@
  * deadline, and no HTTP cache. Optionally through an HTTP CONNECT proxy (./proxy.ts): the same TLS rules
  * and limits inside the tunnel.
  */
-import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { LookupAddress, LookupOneOptions, LookupAllOptions } from 'node:dns';
 import type { buildConnector, Dispatcher, ProxyAgent } from 'undici';
 import { StsError } from '../errors.js';
@@ -40,8 +40,6 @@ export interface PolicyFetcher {
 type LookupCallback = (err: Error | null, address: string | LookupAddress[], family?: number) => void;
 
 export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions): PolicyFetcher {
-  const ca = options.extraCaPem ? [...rootCertificates, options.extraCaPem] : [...rootCertificates];
-
   // The policy host's addresses come from our DNS view, filtered before any connection is attempted.
   const lookup = (hostname: string, opts: LookupOneOptions | LookupAllOptions, cb: LookupCallback) => {
     dns.addresses(hostname).then(
@@ -73,29 +71,30 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
     }
   };
 
-  // One TLS context for every fetch. Building one parses every trusted root: tens of milliseconds of CPU
-  // on the event loop, which per connection stalled the daemon when many domains were new at once
-  // (BENCHMARKS.md, scenario 3). Sharing it shares no sessions: a client session is only resumed when one
-  // is passed to tls.connect, and we pass none (maxCachedSessions: 0).
-  const secureContext = createSecureContext({ ca, minVersion: 'TLSv1.2' });
-  const tlsOptions = {
-    secureContext,
-    ca,
-    minVersion: 'TLSv1.2',
-    rejectUnauthorized: true,
-    // RFC 8461 §3.3 via RFC 9525: the policy host must be a subjectAltName DNS-ID. Node's own check falls
-    // back to the subject CN and accepts partial wildcards; ours does neither (src/net/identity.ts).
-    checkServerIdentity: checkCertificateIdentity,
-    // A resumed session would skip certificate validation on a later fetch: keep none.
-    maxCachedSessions: 0,
-    timeout: options.timeoutMs,
-  } as const;
-
-  // undici (about 19 MiB of RSS imported alone) is loaded and its agents made at the first fetch, once: a
-  // daemon with a warm cache fetches nothing until a miss or a refresh is due (issue 12, BENCHMARKS.md
-  // "Footprint"). The TLS context stays eager, so that an unusable fetch.ca_file fails at start.
+  // undici (about 19 MiB of RSS imported alone), the TLS context and its trusted roots are made at the first
+  // fetch, once: a daemon with a warm cache fetches nothing until a miss or a refresh is due (issue 12,
+  // BENCHMARKS.md "Footprint"). fetch.ca_file was already read and each of its certificates parsed at start
+  // (./from-config.ts readCaFile), so a bad file still stops the start.
   const build = async (): Promise<{ agent: Dispatcher; proxied: Dispatcher | null; request: typeof import('undici').request }> => {
-    const { Agent, buildConnector, ProxyAgent, request } = await import('undici');
+    const [{ Agent, buildConnector, ProxyAgent, request }, { createSecureContext, rootCertificates }] = await Promise.all([import('undici'), import('node:tls')]);
+    const ca = options.extraCaPem ? [...rootCertificates, options.extraCaPem] : [...rootCertificates];
+    // One TLS context for every fetch. Building one parses every trusted root: tens of milliseconds of CPU
+    // on the event loop, which per connection stalled the daemon when many domains were new at once
+    // (BENCHMARKS.md, scenario 3). Sharing it shares no sessions: a client session is only resumed when one
+    // is passed to tls.connect, and we pass none (maxCachedSessions: 0).
+    const secureContext = createSecureContext({ ca, minVersion: 'TLSv1.2' });
+    const tlsOptions = {
+      secureContext,
+      ca,
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: true,
+      // RFC 8461 §3.3 via RFC 9525: the policy host must be a subjectAltName DNS-ID. Node's own check falls
+      // back to the subject CN and accepts partial wildcards; ours does neither (src/net/identity.ts).
+      checkServerIdentity: checkCertificateIdentity,
+      // A resumed session would skip certificate validation on a later fetch: keep none.
+      maxCachedSessions: 0,
+      timeout: options.timeoutMs,
+    } as const;
     const inner = buildConnector({ ...tlsOptions, lookup } as buildConnector.BuildOptions);
 
     // Check the address actually connected to as well: DNS may change between lookups.

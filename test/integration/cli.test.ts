@@ -121,6 +121,16 @@ describe('errors are one line and exit non-zero', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('a CA file whose certificate does not parse stops serve at start, naming the key (the TLS context comes later)', async () => {
+    const ca = join(dir, 'broken-ca.pem');
+    await writeFile(ca, '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+    const file = join(dir, 'broken-ca.yml');
+    await writeFile(file, `fetch:\n  ca_file: ${ca}\n`);
+    const r = await cli('serve', '--config', file);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/fetch\.ca_file: .*broken-ca\.pem: certificate 1 of 1 cannot be read/);
+  });
+
   it('a missing config file', async () => {
     const r = await cli('serve', '--config', join(dir, 'missing.yml'));
     expect(r).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot read config file .*missing\.yml: ENOENT/) });

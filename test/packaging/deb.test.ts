@@ -211,6 +211,7 @@ describe('the .deb', () => {
     for (const p of [
       `./usr/lib/${PKG}/package.json`,
       `./usr/lib/${PKG}/dist/cli/main.js`,
+      `./usr/lib/${PKG}/dist/bundle/main.js`,
       `./usr/lib/${PKG}/bin/${PKG}`,
       `./usr/lib/${PKG}/node_modules/better-sqlite3/build/Release/better_sqlite3.node`,
       `./usr/lib/${PKG}/node_modules/undici/package.json`,
