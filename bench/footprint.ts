@@ -1,8 +1,8 @@
 /**
  * Scenario 6, footprint (issue 12): memory at rest and under load, and the wall time of short CLI
  * commands, each beside a bare Node process measured in the same run (and postfix-mta-sts-resolver where
- * installed); the mx-filter lookups of scenario 1's mix. Ratios are compared with a stored baseline
- * (bench/results/footprint-baseline.json): a ratio more than 10% above its baseline fails the bench.
+ * installed). Ratios are compared with a stored baseline (bench/results/footprint-baseline.json): a
+ * ratio more than 10% above its baseline fails the bench.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -69,7 +69,7 @@ export async function scenario6(ctx: FootprintContext) {
   idle.sidecar_scraped = procStatus(ours.pid).rssKiB;
   ctx.log(`idle RSS: bare ${mib(idle.bare!)} MiB, ours ${mib(idle.sidecar!)} (${mib(idle.sidecar_scraped)} after a scrape)${peer ? `, resolver ${mib(idle.resolver!)}` : ''}`);
 
-  // 2. Under scenario 1's load: 50 connections, the cached domain; then the mx-filter lookups.
+  // 2. Under scenario 1's load: 50 connections, the cached domain (the mx-filter lookups are in scenario 1's matrix).
   const request = `postfix ${CACHED_DOMAIN}`;
   const loaded: Record<string, { qps: number; p99_us: number; rss_kib: number; peak_rss_kib: number }> = {};
   const load = async (key: string, s: Server, name: string, k: string, expect: string) => {
@@ -88,10 +88,6 @@ export async function scenario6(ctx: FootprintContext) {
   await load('bare', bare, 'postfix', CACHED_DOMAIN, 'OK secure');
   await load('sidecar', ours, 'postfix', CACHED_DOMAIN, 'OK secure');
   if (peer) await load('resolver', peer, 'postfix', CACHED_DOMAIN, 'OK secure');
-  // smtp_dns_reply_filter keys (Postfix's DNS reply text): an MX the policy lists is kept (NOTFOUND),
-  // one it does not list is dropped (OK IGNORE).
-  await load('mx_filter_listed', ours, 'mx-filter', `${CACHED_DOMAIN}. 300 IN MX 10 mx1.${CACHED_DOMAIN}.`, 'NOTFOUND');
-  await load('mx_filter_unlisted', ours, 'mx-filter', `${CACHED_DOMAIN}. 300 IN MX 20 elsewhere.example.`, 'OK IGNORE');
   // The daemon's config, kept for the CLI commands (its directory goes with the daemon).
   const cliDir = mkdtempSync(join(tmpdir(), 'mta-sts-bench-cli-'));
   const configText = readFileSync(ours.configFile, 'utf8').replaceAll(dirname(ours.configFile), cliDir);
@@ -178,10 +174,6 @@ export function footprintTargets(f: Footprint) {
     value: `${v}x`,
     met: v <= TARGET_OF[k]!,
   }));
-  for (const key of ['mx_filter_listed', 'mx_filter_unlisted'] as const) {
-    const r = f.loaded[key];
-    if (r) rows.push({ scenario: 6, target: `${key.replace(/_/g, ' ')}: p99 < 2 ms at ${LOAD_CONNECTIONS} conns`, value: `${r.p99_us} us (${r.qps} q/s)`, met: r.p99_us < 2000 });
-  }
   return rows;
 }
 
@@ -201,6 +193,5 @@ export function footprintMarkdown(f: Footprint): string[] {
   lines.push(`| \`config check\` wall s | ${c.node_e_0!.wall_s} | ${c.config_check!.wall_s} | ${f.ratios.cli_config_check} | |`);
   lines.push(`| \`cache show ${CACHED_DOMAIN}\` wall s (the cached domain, sqlite store)${f.cli_failed.cache_show ? ' **(exited non-zero)**' : ''} | ${c.node_e_0!.wall_s} | ${c.cache_show!.wall_s} | ${f.ratios.cli_cache_show} | |`);
   lines.push(`| CLI peak RSS MiB: node -e 0 / --version / config check / cache show | ${m(c.node_e_0!.peak_rss_kib)} | ${m(c.version!.peak_rss_kib)} / ${m(c.config_check!.peak_rss_kib)} / ${m(c.cache_show!.peak_rss_kib)} | | |`);
-  lines.push('', `mx-filter lookups (${LOAD_CONNECTIONS} connections, closed loop): listed MX (NOTFOUND) ${l.mx_filter_listed?.qps} answers/s, p99 ${l.mx_filter_listed?.p99_us} µs; unlisted MX (OK IGNORE) ${l.mx_filter_unlisted?.qps} answers/s, p99 ${l.mx_filter_unlisted?.p99_us} µs.`, '');
   return lines;
 }

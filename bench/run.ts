@@ -262,6 +262,20 @@ async function scenario1(ctx: Ctx) {
       expect: 'OK secure',
     },
   ];
+  // smtp_dns_reply_filter keys (Postfix's DNS reply text), several per delivery on Postfix < 3.10 with the
+  // filter on: an MX the policy lists is kept (NOTFOUND), one it does not list is dropped (OK IGNORE).
+  for (const [key, label, exchange, expect] of [
+    ['sidecar_mx_listed', 'listed MX (NOTFOUND)', `mx1.${CACHED_DOMAIN}`, 'NOTFOUND'],
+    ['sidecar_mx_unlisted', 'unlisted MX (OK IGNORE)', 'elsewhere.example', 'OK IGNORE'],
+  ] as const) {
+    targets.push({
+      key,
+      label: `mta-sts-sidecar, sqlite store, mx-filter, ${label}`,
+      start: () => startSidecar({ store: 'sqlite', dnsAddress: world.dnsAddress, caFile: world.caFile, nodeArgs: nodeArgs(key) }),
+      request: `mx-filter ${CACHED_DOMAIN}. 300 IN MX 10 ${exchange}.`,
+      expect,
+    });
+  }
   if (ctx.python) {
     targets.push(
       {
@@ -431,7 +445,14 @@ async function scenario2(ctx: Ctx) {
     sizes,
     per_policy_bytes,
     qps_ratio_largest_vs_smallest: Math.round((100 * last.qps) / base.qps) / 100,
+    /** The same ratio from each size's median round: less swayed by one lucky round of the small cache. */
+    qps_ratio_median_rounds: Math.round((100 * medianQps(runs.get(last.policies) ?? [])) / medianQps(runs.get(base.policies) ?? [])) / 100,
   };
+}
+
+function medianQps(rounds: Run[]): number {
+  const qps = rounds.map((r) => r.qps).sort((a, b) => a - b);
+  return qps[Math.floor(qps.length / 2)] ?? NaN;
 }
 
 /* ------------------------------------------------------------------ scenario 3 */
@@ -646,29 +667,40 @@ function evaluateTargets(s: Results['scenarios']) {
     };
     cmp('resolver_sqlite', 15, 'postfix-mta-sts-resolver sqlite');
     cmp('resolver_internal', 1.8, 'postfix-mta-sts-resolver internal');
-    cmp('bare', 0.8, 'bare responder');
-    targets.push({
-      scenario: 1,
-      target: '50 conns, sqlite: p99 < 2 ms',
-      value: ours ? `${ours.p99_us} us` : 'not measured',
-      met: ours ? ours.p99_us < 2000 : null,
-    });
+    // Issue 12: "stays >= 0.85 of the bare responder" (the first bench issue asked 0.8).
+    cmp('bare', 0.85, 'bare responder');
+    const bare = at('bare');
+    for (const [key, what] of [
+      ['sidecar_sqlite', 'sqlite'],
+      ['sidecar_mx_listed', 'mx-filter, listed MX'],
+      ['sidecar_mx_unlisted', 'mx-filter, unlisted MX'],
+    ] as const) {
+      const r = at(key);
+      targets.push({
+        scenario: 1,
+        target: `50 conns, ${what}: p99 < 2 ms`,
+        value: r ? `${r.p99_us} us at ${r.qps} q/s (bare responder's p99 in the same run: ${bare ? `${bare.p99_us} us` : 'not measured'})` : 'not measured',
+        met: r ? r.p99_us < 2000 : null,
+      });
+    }
   }
   const s2 = s['2'] as Awaited<ReturnType<typeof scenario2>> | undefined;
   if (s2) {
     const largest = s2.sizes.at(-1)!;
     const per = s2.per_policy_bytes[String(largest.policies)];
+    // Issue 12: <= 900 B per policy and >= 0.85 of the small cache's throughput (the first bench issue
+    // asked < 1.5 KiB and within 20 %).
     targets.push({
       scenario: 2,
-      target: 'RSS per cached policy < 1.5 KiB',
+      target: 'RSS per cached policy <= 900 B',
       value: per ? `${per.rss} B (steady RSS), ${per.peak_rss} B (peak RSS), at ${largest.policies}` : 'not measured',
-      met: per ? per.rss < 1536 : null,
+      met: per ? per.rss <= 900 : null,
     });
     targets.push({
       scenario: 2,
-      target: `throughput at ${largest.policies} within 20% of ${s2.sizes[0]!.policies}`,
-      value: `${s2.qps_ratio_largest_vs_smallest}x (${largest.qps} vs ${s2.sizes[0]!.qps} q/s)`,
-      met: s2.qps_ratio_largest_vs_smallest >= 0.8,
+      target: `throughput at ${largest.policies} >= 0.85 of ${s2.sizes[0]!.policies} (best round of each)`,
+      value: `${s2.qps_ratio_largest_vs_smallest}x (${largest.qps} vs ${s2.sizes[0]!.qps} q/s); median rounds: ${s2.qps_ratio_median_rounds}x`,
+      met: s2.qps_ratio_largest_vs_smallest >= 0.85,
     });
   }
   const s3 = s['3'] as Awaited<ReturnType<typeof scenario3>> | undefined;
@@ -739,7 +771,7 @@ function markdown(results: Results): string {
     }
     lines.push('');
     for (const [n, b] of Object.entries(s2.per_policy_bytes)) lines.push(`- per policy, measured at ${n} against ${s2.sizes[0]!.policies}: ${b.rss} B of RSS (${b.peak_rss} B of peak RSS)`);
-    lines.push(`- throughput at ${s2.sizes.at(-1)!.policies} / at ${s2.sizes[0]!.policies}: ${s2.qps_ratio_largest_vs_smallest}`, '');
+    lines.push(`- throughput at ${s2.sizes.at(-1)!.policies} / at ${s2.sizes[0]!.policies}: ${s2.qps_ratio_largest_vs_smallest} (best rounds), ${s2.qps_ratio_median_rounds} (median rounds)`, '');
   }
   const s3 = s['3'] as Awaited<ReturnType<typeof scenario3>> | undefined;
   if (s3) {
