@@ -3,6 +3,7 @@
 // `npm run build`: node bench/micro/import-cost.mjs [--rounds N] [--json]. A new dependency's cost shows
 // here, module by module (they overlap: undici is also loaded by what imports it).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -10,6 +11,11 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
 const ROUNDS = Number(args[args.indexOf('--rounds') + 1]) > 0 && args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : 5;
 const dist = (p) => pathToFileURL(join(ROOT, 'dist', p)).href;
+
+/** The bundle's chunk of `serve` (its name carries a content hash). */
+function serveChunk() {
+  return Object.keys(JSON.parse(readFileSync(join(ROOT, 'dist/bundle/packages.json'), 'utf8'))).find((f) => f.startsWith('serve-'));
+}
 
 /** What a process loads: the dependencies alone, then our entry points (each imports what it uses). */
 export const MODULES = [
@@ -21,12 +27,14 @@ export const MODULES = [
   ['undici', 'undici'],
   ['ioredis', 'ioredis'],
   ['prom-client', 'prom-client'],
-  ['dist/cli/main.js (the CLI, nothing run)', dist('cli/main.js')],
+  ['dist/bundle/main.js (the CLI as bin/ runs it, nothing run)', dist('bundle/main.js')],
+  ['dist/cli/main.js (the same, unbundled)', dist('cli/main.js')],
   ['dist/config/load.js', dist('config/load.js')],
   ['dist/cache/open-store.js', dist('cache/open-store.js')],
   ['dist/resolver/resolver.js', dist('resolver/resolver.js')],
   ['dist/app/metrics.js', dist('app/metrics.js')],
   ['dist/app/service.js (the daemon)', dist('app/service.js')],
+  ['dist/bundle/serve-*.js (the daemon as bin/ runs it)', dist(`bundle/${serveChunk()}`)],
   ['dist/check/run-check.js', dist('check/run-check.js')],
 ];
 
