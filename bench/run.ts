@@ -8,7 +8,7 @@
  *   --duration S           measured seconds per run (default 4)
  *   --warmup S             unmeasured seconds before each run (default 1)
  *   --rounds N             scenario 1 and 5: repeat the whole matrix N times, interleaved (default 3)
- *   --profile DIR          run the daemons of scenarios 1 and 3 under node --cpu-prof, profiles into DIR
+ *   --profile DIR          run the daemons of scenarios 1, 2 and 3 under node --cpu-prof, profiles into DIR
  *   --no-write             print only; leave latest.json and BENCHMARKS.md alone
  *   --update-baseline      store scenario 6's ratios as the footprint baseline (bench/results/footprint-baseline.json);
  *                          without it a ratio more than 10% above its baseline fails the bench (exit 1)
@@ -385,7 +385,7 @@ async function scenario2(ctx: Ctx) {
   for (const count of STORE_SIZES) {
     const dbPath = await storeWith(ctx, count);
     const s = await started(
-      startSidecar({ store: 'sqlite', dbPath, memoryEntries: Math.max(count, 100_000), dnsAddress: ctx.world.dnsAddress, caFile: ctx.world.caFile }),
+      startSidecar({ store: 'sqlite', dbPath, memoryEntries: Math.max(count, 100_000), dnsAddress: ctx.world.dnsAddress, caFile: ctx.world.caFile, nodeArgs: profileArgs(ctx, `policies-${count}`) }),
     );
     await s.waitFor('"msg":"cached policies loaded"', 300_000);
     const loaded = loadedLine(s.output());
