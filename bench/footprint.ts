@@ -19,6 +19,8 @@ export const REGRESSION_TOLERANCE = 1.1;
 const IDLE_SETTLE_MS = 3_000;
 const CLI_ROUNDS = 7;
 const LOAD_CONNECTIONS = 50;
+/** Interleaved rounds of the import-cost probe (a fresh node per module per round). */
+const IMPORT_ROUNDS = 3;
 
 /** The issue's targets, as ratios to a bare Node process in the same run. */
 export const FOOTPRINT_TARGETS = { idle_rss: 1.5, loaded_rss: 2, cli_wall: 3 } as const;
@@ -136,7 +138,22 @@ export async function scenario6(ctx: FootprintContext) {
   };
   for (const k of Object.keys(ratios)) ratios[k] = Math.round(ratios[k]! * 100) / 100;
   rmSync(dirname(configFile), { recursive: true, force: true });
-  return { idle_rss_kib: idle, loaded, cli, cli_rounds: CLI_ROUNDS, cli_failed: Object.fromEntries(failed), ratios, config: configText };
+  const imports = importCosts();
+  ctx.log(`import cost measured for ${imports.modules.length} modules`);
+  return { idle_rss_kib: idle, loaded, cli, cli_rounds: CLI_ROUNDS, cli_failed: Object.fromEntries(failed), ratios, imports, config: configText };
+}
+
+interface ImportCosts {
+  rounds: number;
+  bare: { rss_mib: number; ms: number };
+  modules: Array<{ module: string; rss_mib: number; heap_mib: number; ms: number }>;
+}
+
+/** What each top-level module and dependency adds when imported alone (bench/micro/import-cost.mjs): a new dependency's cost shows here. */
+function importCosts(): ImportCosts {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench/micro/import-cost.mjs'), '--json', '--rounds', String(IMPORT_ROUNDS)], { encoding: 'utf8', cwd: ROOT });
+  if (r.status !== 0) throw new Error(`import-cost.mjs exited ${r.status}: ${r.stderr.trim().split('\n').at(-1)}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as ImportCosts;
 }
 
 export type Footprint = Awaited<ReturnType<typeof scenario6>>;
@@ -193,5 +210,15 @@ export function footprintMarkdown(f: Footprint): string[] {
   lines.push(`| \`config check\` wall s | ${c.node_e_0!.wall_s} | ${c.config_check!.wall_s} | ${f.ratios.cli_config_check} | |`);
   lines.push(`| \`cache show ${CACHED_DOMAIN}\` wall s (the cached domain, sqlite store)${f.cli_failed.cache_show ? ' **(exited non-zero)**' : ''} | ${c.node_e_0!.wall_s} | ${c.cache_show!.wall_s} | ${f.ratios.cli_cache_show} | |`);
   lines.push(`| CLI peak RSS MiB: node -e 0 / --version / config check / cache show | ${m(c.node_e_0!.peak_rss_kib)} | ${m(c.version!.peak_rss_kib)} / ${m(c.config_check!.peak_rss_kib)} / ${m(c.cache_show!.peak_rss_kib)} | | |`);
+  const im = f.imports;
+  lines.push(
+    '',
+    `Import cost, each module alone in a fresh \`node\` beside an empty import (${im.bare.rss_mib} MiB, ${im.bare.ms} ms), median of ${im.rounds} interleaved rounds; they overlap (bench/micro/import-cost.mjs):`,
+    '',
+    '| module | + RSS MiB | + heap MiB | + ms |',
+    '| --- | ---: | ---: | ---: |',
+    ...im.modules.map((r) => `| ${r.module} | ${r.rss_mib} | ${r.heap_mib} | ${r.ms} |`),
+    '',
+  );
   return lines;
 }
