@@ -667,8 +667,31 @@ function evaluateTargets(s: Results['scenarios']) {
     };
     cmp('resolver_sqlite', 15, 'postfix-mta-sts-resolver sqlite');
     cmp('resolver_internal', 1.8, 'postfix-mta-sts-resolver internal');
-    // Issue 12: "stays >= 0.85 of the bare responder" (the first bench issue asked 0.8).
-    cmp('bare', 0.85, 'bare responder');
+    // Issue 12: "stays >= 0.85 of the bare responder" (the first bench issue asked 0.8). Both run at 100 %
+    // of a core here, and this VM's speed drifts by a third between rounds, so the best round of each can
+    // come from different minutes: judged by the median of the per-round ratios (each pair measured back
+    // to back in the same round), the best-round ratio shown beside it.
+    const paired = (key: string) => {
+      const ratios: number[] = [];
+      for (const b of s1.servers.bare?.runs ?? []) {
+        if (b.connections !== 50 || b.depth !== 1) continue;
+        const o = s1.servers[key]?.runs.find((r) => r.connections === 50 && r.depth === 1 && r.round === b.round);
+        if (o) ratios.push(o.qps / b.qps);
+      }
+      ratios.sort((a, b) => a - b);
+      return { ratios, median: ratios.length ? ratios[Math.floor(ratios.length / 2)]! : null };
+    };
+    const vsBare = paired('sidecar_sqlite');
+    const bestBare = at('bare');
+    targets.push({
+      scenario: 1,
+      target: '50 conns, sqlite: >= 0.85x bare responder (median of the rounds, each paired)',
+      value:
+        vsBare.median === null
+          ? 'not measured'
+          : `${vsBare.median.toFixed(2)}x (rounds: ${vsBare.ratios.map((r) => r.toFixed(2)).join(', ')}; best rounds: ${ours && bestBare ? (ours.qps / bestBare.qps).toFixed(2) : '?'}x)`,
+      met: vsBare.median === null ? null : vsBare.median >= 0.85,
+    });
     // A closed loop's p99 is the machine's as much as ours: judged in the round where the bare responder's
     // own p99 was lowest (the quietest), the same round for every row; the other rounds are in latest.json.
     const round50 = (key: string, round: number) => s1.servers[key]?.runs.find((r) => r.connections === 50 && r.depth === 1 && r.round === round);
