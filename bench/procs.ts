@@ -381,7 +381,9 @@ export async function runClient(args: ClientArgs, serverPid?: number): Promise<C
     timers.push(setTimeout(() => (cpuStart = safeCpu(serverPid)), warm));
     timers.push(setTimeout(() => (cpuEnd = safeCpu(serverPid)), warm + dur));
   }
-  const code = await new Promise<number | null>((ok) => child.once('exit', (c) => ok(c)));
+  // 'close', not 'exit': a child can exit before its stdout has been read to the end (seen once in
+  // scenario 7, five clients at once: an empty result).
+  const code = await new Promise<number | null>((ok) => child.once('close', (c) => ok(c)));
   for (const t of timers) clearTimeout(t);
   if (code !== 0) throw new Error(`socketmap-load exited ${code}: ${err}`);
   const result = JSON.parse(out) as ClientResult;
