@@ -1,5 +1,5 @@
 // The daemon as it runs: tsc's output (dist/) bundled into dist/bundle/, one chunk per lazily imported
-// part (a command, a store client, undici, prom-client), so a process reads a dozen files instead of about
+// part (a command, a store client, undici, prom-client), so a process reads about 30 files instead of about
 // 250 modules. Measured (BENCHMARKS.md, "Footprint"): idle RSS 70.6 -> 62.8 MiB, and shorter CLI start-up.
 // better-sqlite3 stays outside: a native addon found through its own package. Run by `npm run build`.
 // Also writes dist/bundle/packages.json: the npm packages in each chunk, for the test of what each
