@@ -2,7 +2,7 @@
  * The one place that turns `cache.*` config values into a PolicyStore, so the CLI and the daemon open
  * stores the same way.
  */
-import { readFileSync } from 'node:fs';
+import { readCaFile, readPasswordFile } from '../config/key-file.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
@@ -57,34 +57,6 @@ export function storeConfigOf(config: Config): StoreConfig {
     postgresPoolMax: c.postgres_pool_max,
     maxBytes: c.store_max_bytes,
   };
-}
-
-/**
- * The first line of a password file (without its line ending). A missing or unreadable file is a
- * ConfigError naming the key: a daemon told to use a password must not quietly connect without one.
- */
-export function readPasswordFile(path: string, key: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const password = text.split(/\r?\n/, 1)[0]!;
-  if (password === '') throw new ConfigError(key, `${path} is empty (the password is its first line)`);
-  return password;
-}
-
-/** CA certificates in PEM; an unreadable file or one without a certificate is a ConfigError naming the key. */
-export function readCaFile(path: string, key: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(key, `${path} holds no PEM certificate`);
-  return pem;
 }
 
 /**

@@ -2,10 +2,8 @@
  * The DNS client and the policy fetcher as the config describes them (`dns.*`, `fetch.*`): one
  * construction for the daemon's resolver and for `check`, so both see the world the same way.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readCaFile } from '../config/key-file.js';
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
 import { createDnsClient, type DnsClient, type MxLookup } from './dns.js';
 import { createPolicyFetcher, type PolicyFetcher } from './policy-fetch.js';
 import { proxyFromSetting } from './proxy.js';
@@ -23,7 +21,7 @@ export interface Network {
  */
 export function networkFromConfig(config: Config): Network {
   const dns = createDnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms, tries: config.dns.tries });
-  const extraCaPem = readCaFile(config.fetch.ca_file);
+  const extraCaPem = config.fetch.ca_file === null ? null : readCaFile(config.fetch.ca_file, 'fetch.ca_file');
   const fetcher = createPolicyFetcher(dns, {
     extraCaPem,
     allowPrivateAddresses: config.fetch.allow_private_addresses,
@@ -33,28 +31,4 @@ export function networkFromConfig(config: Config): Network {
     proxy: proxyFromSetting(config.fetch.proxy),
   });
   return { dns, fetcher, extraCaPem };
-}
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
-
-/** Reads `fetch.ca_file` (PEM), also for `check`, which trusts the same extra roots for MX certificates. */
-export function readCaFile(file: string | null): string | null {
-  if (file === null) return null;
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError('fetch.ca_file', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
-  if (blocks.length === 0) throw new ConfigError('fetch.ca_file', `${file} holds no PEM certificate`);
-  // Parsed here, at start or reload: the fetcher builds its TLS context only at the first fetch.
-  for (const [i, block] of blocks.entries()) {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      throw new ConfigError('fetch.ca_file', `${file}: certificate ${i + 1} of ${blocks.length} cannot be read (${(err as Error).message})`);
-    }
-  }
-  return pem;
 }

@@ -74,7 +74,7 @@ export function createPolicyFetcher(dns: DnsClient, options: PolicyFetchOptions)
   // undici (about 19 MiB of RSS imported alone), the TLS context and its trusted roots are made at the first
   // fetch, once: a daemon with a warm cache fetches nothing until a miss or a refresh is due (issue 12,
   // BENCHMARKS.md "Footprint"). fetch.ca_file was already read and each of its certificates parsed at start
-  // (./from-config.ts readCaFile), so a bad file still stops the start.
+  // (src/config/key-file.ts readCaFile), so a bad file still stops the start.
   const build = async (): Promise<{ agent: Dispatcher; proxied: Dispatcher | null; request: typeof import('undici').request }> => {
     const [{ Agent, buildConnector, ProxyAgent, request }, { createSecureContext, rootCertificates }] = await Promise.all([import('undici'), import('node:tls')]);
     const ca = options.extraCaPem ? [...rootCertificates, options.extraCaPem] : [...rootCertificates];
