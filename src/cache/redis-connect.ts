@@ -14,6 +14,7 @@
  * per request, reconnection with capped exponential backoff for ever.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 
 export interface RedisConnectOptions {
@@ -83,7 +84,7 @@ export function connectRedis(o: RedisConnectOptions): RedisClient {
     return new Redis({
       ...common,
       sentinels: o.sentinels.map((n, i) => parseHostPort(n, `cache.redis_sentinels[${i}]`)),
-      name: o.masterName ?? 'mymaster',
+      name: o.masterName ?? DEFAULTS.cache.redis_master_name,
       db,
       sentinelPassword: o.sentinelPassword,
       sentinelRetryStrategy: backoff,

@@ -24,28 +24,19 @@ import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import { decodeEntry } from './entry-json.js';
 import { leaseTtl } from './lease.js';
-import { connectRedis, type RedisClient } from './redis-connect.js';
+import { connectRedis, type RedisClient, type RedisConnectOptions } from './redis-connect.js';
 import type { StoreLogger } from './store.js';
 import { PRUNE_LIMIT, type CacheEntry, type PolicyStore } from './store.js';
 
-export interface RedisStoreOptions {
+/** How the client connects (src/cache/redis-connect.ts), as the config names it. */
+type RedisEndpoints = Pick<RedisConnectOptions, 'password' | 'tlsCa' | 'sentinels' | 'masterName' | 'sentinelPassword' | 'clusterNodes'>;
+
+export interface RedisStoreOptions extends RedisEndpoints {
   /**
    * `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. With sentinels or clusterNodes
    * only its user, password, database and scheme are used (src/cache/redis-connect.ts).
    */
   url: string;
-  /** Overrides a password in the URL (`cache.redis_password_file`). */
-  password?: string;
-  /** CA certificates (PEM) for `rediss://` (`cache.redis_tls_ca_file`); default the system's. */
-  tlsCa?: string;
-  /** `cache.redis_sentinels`: non-empty means Sentinel mode. */
-  sentinels?: readonly string[];
-  /** `cache.redis_master_name`. */
-  masterName?: string;
-  /** The Sentinels' own password (`cache.redis_sentinel_password_file`); none by default. */
-  sentinelPassword?: string;
-  /** `cache.redis_cluster_nodes`: non-empty means Redis Cluster. */
-  clusterNodes?: readonly string[];
   logger?: StoreLogger;
   /** Default DEFAULTS.cache.redis_key_prefix. */
   keyPrefix?: string;
@@ -163,21 +154,22 @@ export class RedisStore implements PolicyStore {
     const minDelayMs = options.reconnectMinDelayMs ?? DEFAULTS.cache.redis_reconnect_min_delay_ms;
     const maxDelayMs = options.reconnectMaxDelayMs ?? DEFAULTS.cache.redis_reconnect_max_delay_ms;
 
+    const { password, tlsCa, sentinels, masterName, sentinelPassword, clusterNodes } = options;
     this.#client = connectRedis({
       url,
-      password: options.password,
-      tlsCa: options.tlsCa,
-      sentinels: options.sentinels,
-      masterName: options.masterName,
-      sentinelPassword: options.sentinelPassword,
-      clusterNodes: options.clusterNodes,
+      password,
+      tlsCa,
+      sentinels,
+      masterName,
+      sentinelPassword,
+      clusterNodes,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.cache.redis_connect_timeout_ms,
       commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.cache.redis_command_timeout_ms,
       reconnectMinDelayMs: minDelayMs,
       reconnectMaxDelayMs: maxDelayMs,
     });
-    if (options.sentinels?.length) this.#where += ` (sentinels ${options.sentinels.join(',')}, primary ${options.masterName ?? 'mymaster'})`;
-    if (options.clusterNodes?.length) this.#where += ` (cluster ${options.clusterNodes.join(',')})`;
+    if (sentinels?.length) this.#where += ` (sentinels ${sentinels.join(',')}, primary ${masterName ?? DEFAULTS.cache.redis_master_name})`;
+    if (clusterNodes?.length) this.#where += ` (cluster ${clusterNodes.join(',')})`;
     this.#client.on('error', (err: Error) => this.#markDown(err.message));
     // Cluster: one node's trouble is reported per call (its keys miss), not as an outage of the whole.
     if (this.#client instanceof Cluster) this.#client.on('node error', () => {});
