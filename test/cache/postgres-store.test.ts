@@ -61,30 +61,6 @@ describeCacheStore('PostgresStore', async () => {
 }, { leases: true });
 
 describe('PostgresStore', () => {
-  it('keeps the newer of two writes: a larger fetchedAt wins, then a larger id; an equal pair is an update', async () => {
-    const store = await PostgresStore.open(options());
-    try {
-      const newer = makeEntry('example.com', { fetchedAt: 2_000, id: 'b' });
-      await store.put(newer);
-      // Rule: an older fetch (another daemon's, arriving late) never replaces a newer one.
-      await store.put(makeEntry('example.com', { fetchedAt: 1_000, id: 'z' }));
-      expect(await store.get('example.com')).toStrictEqual(newer);
-      // Rule: same fetch time, smaller id: older.
-      await store.put(makeEntry('example.com', { fetchedAt: 2_000, id: 'a' }));
-      expect(await store.get('example.com')).toStrictEqual(newer);
-      // Rule: the same fetch (fetchedAt and id equal) carries bookkeeping (checkedAt, failures): written.
-      const checked = { ...newer, checkedAt: newer.checkedAt + 60_000, failures: 0, lastError: null };
-      await store.put(checked);
-      expect(await store.get('example.com')).toStrictEqual(checked);
-      // Rule: a later fetch replaces it.
-      const later = makeEntry('example.com', { fetchedAt: 3_000, id: 'a' });
-      await store.put(later);
-      expect(await store.get('example.com')).toStrictEqual(later);
-    } finally {
-      await store.close();
-    }
-  });
-
   it('two daemons writing the same domains in opposite orders end with the newest of each', async () => {
     const o = options();
     const a = await PostgresStore.open(o);
