@@ -6,24 +6,10 @@ import { POSTGRES_SCHEMA_VERSION, PostgresSchemaTooNewError, PostgresStore, type
 import { openStore } from '../../src/cache/open-store.js';
 import type { PolicyStore } from '../../src/cache/store.js';
 import { startPostgres, type PostgresLab } from '../lab/postgres.js';
-import { sleep } from '../lab/wait.js';
+import { eventually, sleep } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
 import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
-/** Run `op` until it resolves (the database reachable again), at most `limitMs`. */
-async function eventually<T>(op: () => Promise<T>, limitMs: number): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await op();
-    } catch (err) {
-      last = err;
-      await sleep(50);
-    }
-  }
-  throw new Error(`still failing after ${limitMs} ms`, { cause: last });
-}
 
 let lab: PostgresLab;
 let password: string;

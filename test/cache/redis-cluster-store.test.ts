@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.js';
 import { startClusterLab, type ClusterLab } from '../lab/redis-cluster.js';
-import { sleep } from '../lab/wait.js';
+import { eventually } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
 import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
@@ -99,7 +99,7 @@ describe('RedisStore on Redis Cluster: node loss', () => {
       await lab.waitHealthy();
       // The restarted node kept its slots but not its data (no persistence in the lab): misses, no errors.
       for (const e of entries) {
-        const got = await eventuallyGet(store, e.domain, 15_000);
+        const got = await eventually(() => store.get(e.domain), 15_000);
         if (nodeOf.get(e.domain) !== lost) expect(got).toBeDefined();
       }
     } finally {
@@ -108,16 +108,3 @@ describe('RedisStore on Redis Cluster: node loss', () => {
   });
 });
 
-async function eventuallyGet(store: RedisStore, domain: string, limitMs: number): Promise<unknown> {
-  const deadline = Date.now() + limitMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await store.get(domain);
-    } catch (err) {
-      last = err;
-      await sleep(50);
-    }
-  }
-  throw new Error(`get(${domain}) still failing after ${limitMs} ms`, { cause: last });
-}

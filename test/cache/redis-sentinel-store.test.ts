@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/cache/open-store.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/cache/redis-store.js';
 import { startSentinelLab, type SentinelLab } from '../lab/redis-sentinel.js';
-import { sleep } from '../lab/wait.js';
+import { eventually } from '../lab/wait.js';
 import { recordingLogger } from './recording-logger.js';
 import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 
@@ -36,19 +36,6 @@ async function primaryClient(): Promise<Redis> {
   return c;
 }
 
-async function eventually<T>(op: () => Promise<T>, limitMs: number): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await op();
-    } catch (err) {
-      last = err;
-      await sleep(50);
-    }
-  }
-  throw new Error(`still failing after ${limitMs} ms`, { cause: last });
-}
 
 describeCacheStore('RedisStore via Sentinel', async () => {
   const keyPrefix = `test:${randomUUID()}:`;

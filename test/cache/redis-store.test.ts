@@ -11,24 +11,10 @@ import { RedisStore } from '../../src/cache/redis-store.js';
 import type { PolicyStore } from '../../src/cache/store.js';
 import { createTestCa } from '../lab/ca.js';
 import { startRedis, type RedisLab } from '../lab/redis.js';
-import { sleep, waitFor } from '../lab/wait.js';
+import { eventually, sleep, waitFor } from '../lab/wait.js';
 import { CONTRACT_COMMAND_TIMEOUT_MS, describeCacheStore, makeEntry } from './store-contract.js';
 import { recordingLogger } from './recording-logger.js';
 
-/** Run `op` until it resolves (Redis reachable again), at most `limitMs`; returns its value. */
-async function eventually<T>(op: () => Promise<T>, limitMs: number): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await op();
-    } catch (err) {
-      last = err;
-      await sleep(50);
-    }
-  }
-  throw new Error(`still failing after ${limitMs} ms`, { cause: last });
-}
 
 /** How long `op` takes to reject; fails the test if it resolves. */
 async function rejectionTime(op: () => Promise<unknown>): Promise<number> {

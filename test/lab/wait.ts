@@ -41,3 +41,25 @@ export function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** How long eventually() waits between tries: each try may be a round trip to a server coming back. */
+const RETRY_MS = 50;
+
+/**
+ * `op()`'s value once it stops rejecting (a server reachable again after an outage); after `timeoutMs`
+ * a rejection with the last error as its cause. Bounded: at most timeoutMs / RETRY_MS + 1 tries.
+ */
+export async function eventually<T>(op: () => Promise<T>, timeoutMs = WAIT_MS): Promise<T> {
+  const tries = Math.ceil(timeoutMs / RETRY_MS);
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (let i = 0; i <= tries && Date.now() < deadline; i++) {
+    try {
+      return await op();
+    } catch (err) {
+      last = err;
+      await sleep(RETRY_MS);
+    }
+  }
+  throw new Error(`still failing after ${timeoutMs} ms`, { cause: last });
+}
