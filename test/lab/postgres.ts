@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { childrenOf } from './processes.js';
 
 export interface PostgresLab {
   readonly host: '127.0.0.1';
@@ -151,23 +152,6 @@ export async function startPostgres(): Promise<PostgresLab> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** The processes whose parent is `pid` (the postmaster's backends and helpers), from /proc. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
 }
 
 async function spawnPostgres(bin: string, data: string, dir: string, port: number, as: { uid: number; gid: number } | undefined): Promise<ChildProcess> {

@@ -20,6 +20,17 @@ export function procStat(pid: number): { ppid: number; state: string; start: str
   }
 }
 
+/** The processes whose parent is `pid`, from /proc (a postmaster's backends, the daemon runuser forked). */
+export function childrenOf(pid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  return entries.map(Number).filter((p) => procStat(p)?.ppid === pid);
+}
+
 /** Everything `root` forked, breadth first, at most `limit` processes (root itself not included). */
 export function descendants(root: number, limit = 256): ProcId[] {
   let entries: string[];

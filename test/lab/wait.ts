@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+
 /**
  * Waiting in tests for something to happen, bounded by a deadline. A fixed sleep standing in for "it
  * has happened by now" fails on a loaded machine and wastes time on an idle one; these return as soon
@@ -62,4 +64,19 @@ export async function eventually<T>(op: () => Promise<T>, timeoutMs = WAIT_MS): 
     }
   }
   throw new Error(`still failing after ${timeoutMs} ms`, { cause: last });
+}
+
+/**
+ * Whether `child` has printed `needle` (looked for in what `output()` has collected from it) within
+ * `timeoutMs`: false once it exits first or the time is up, so the caller can fail showing the output.
+ */
+export function printed(child: ChildProcess, output: () => string, needle: string, timeoutMs = WAIT_MS): Promise<boolean> {
+  return new Promise<boolean>((ok) => {
+    if (output().includes(needle)) return ok(true);
+    const timer = setTimeout(() => ok(false), timeoutMs);
+    const check = () => output().includes(needle) && (clearTimeout(timer), ok(true));
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.once('exit', () => (clearTimeout(timer), ok(false)));
+  });
 }

@@ -15,6 +15,8 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { childrenOf } from '../lab/processes.js';
+import { printed } from '../lab/wait.js';
 import { openTrixie, type TrixieTree } from '../lab/trixie.js';
 import { debOfWorkingTree } from './deb-build.js';
 
@@ -58,14 +60,6 @@ afterAll(async () => {
   if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
   await tree?.close();
 }, 60_000);
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 const inTree = (argv: string[], opts?: Parameters<TrixieTree['run']>[1]) => tree!.run(argv, opts);
 const apt = (...args: string[]) =>
@@ -135,12 +129,7 @@ describe('Debian 13 (trixie)', () => {
     daemon = tree!.spawn(['runuser', '-u', user, '--', ...execStart], { env: { STATE_DIRECTORY: STATE_DIR } });
     daemon.stdout!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     daemon.stderr!.on('data', (b: Buffer) => (daemonOut += b.toString()));
-    const ready = await new Promise<boolean>((ok) => {
-      const timer = setTimeout(() => ok(false), READY_TIMEOUT_MS);
-      const check = () => daemonOut.includes('"msg":"mta-sts-sidecar ready"') && (clearTimeout(timer), ok(true));
-      daemon!.stdout!.on('data', check);
-      daemon!.once('exit', () => (clearTimeout(timer), ok(false)));
-    });
+    const ready = await printed(daemon, () => daemonOut, '"msg":"mta-sts-sidecar ready"', READY_TIMEOUT_MS);
     expect(ready, daemonOut).toBe(true);
 
     // nsenter, chroot, env and sh exec one another: the spawned pid is runuser, the daemon its child.

@@ -16,6 +16,8 @@ import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postmapQuery } from '../lab/postfix-client.js';
+import { childrenOf } from '../lab/processes.js';
+import { printed } from '../lab/wait.js';
 import { debOfWorkingTree } from './deb-build.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -162,14 +164,6 @@ afterAll(async () => {
     lockHolder?.stdin!.end();
   }
 }, APT_TIMEOUT_MS);
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 function isSymlink(path: string): boolean {
   try {
@@ -326,12 +320,7 @@ describe('the installed daemon, run as its unit runs it', () => {
     daemon = spawn('runuser', ['-u', user, '--', ...execStart], { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/', env });
     daemon.stdout!.on('data', (b: Buffer) => (daemonOut += b.toString()));
     daemon.stderr!.on('data', (b: Buffer) => (daemonOut += b.toString()));
-    const ready = await new Promise<boolean>((ok) => {
-      const timer = setTimeout(() => ok(false), READY_TIMEOUT_MS);
-      const check = () => daemonOut.includes('"msg":"mta-sts-sidecar ready"') && (clearTimeout(timer), ok(true));
-      daemon!.stdout!.on('data', check);
-      daemon!.once('exit', () => (clearTimeout(timer), ok(false)));
-    });
+    const ready = await printed(daemon, () => daemonOut, '"msg":"mta-sts-sidecar ready"', READY_TIMEOUT_MS);
     expect(ready, daemonOut).toBe(true);
 
     // runuser forks: the daemon is its child, running the Node.js the package depends on.
